@@ -1,0 +1,132 @@
+"""Local workspaces: `WORKSPACE_ROOT/<tenant>/<session>/repo`, with a per-session `home` beside it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import stat
+from pathlib import Path
+
+from serve_app.domain.errors import ErrorCode, ServiceError, invalid_argument
+from serve_app.domain.ids import is_safe_id
+from serve_app.domain.models import Principal, Runtime, Session
+from serve_app.execution.process import child_environment, run_command
+
+COPY_MAX_FILES = 200_000
+COPY_MAX_BYTES = 2 * 1024 * 1024 * 1024
+CLONE_OUTPUT_LIMIT = 16 * 1024
+_URL_CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
+
+
+def mask_credentials(text: str) -> str:
+    return _URL_CREDENTIALS.sub(r"\1***@", text)
+
+
+class LocalWorkspaceManager:
+    def __init__(
+        self, root: Path, *, source_repo_roots: list[str], clone_timeout_seconds: int
+    ) -> None:
+        self._root = root
+        self._source_roots = [Path(os.path.realpath(r)) for r in source_repo_roots]
+        self._clone_timeout = clone_timeout_seconds
+
+    def session_dir(self, tenant_id: str, session_id: str) -> Path:
+        if not is_safe_id(tenant_id) or not is_safe_id(session_id):
+            raise invalid_argument("tenant and session ids must be safe path segments")
+        return self._root / tenant_id / session_id
+
+    async def create(
+        self,
+        session_id: str,
+        principal: Principal,
+        *,
+        source_repo_path: str | None,
+        repo_url: str | None,
+        repo_ref: str | None,
+    ) -> tuple[str, Runtime]:
+        session_dir = self.session_dir(principal.tenant_id, session_id)
+        source = self._checked_source(source_repo_path) if source_repo_path else None
+        session_dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            session_dir.mkdir()
+        except FileExistsError:
+            raise ServiceError(ErrorCode.ALREADY_EXISTS, "session already exists") from None
+        repo = session_dir / "repo"
+        try:
+            (session_dir / "home").mkdir()
+            if source is not None:
+                await asyncio.to_thread(_copy_source, source, repo)
+            elif repo_url:
+                await self._clone(repo_url, repo_ref, repo, session_dir / "home")
+            else:
+                repo.mkdir()
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, session_dir, True)
+            raise
+        return str(repo), Runtime(kind="local", workdir=str(repo))
+
+    def _checked_source(self, source_repo_path: str) -> Path:
+        if not os.path.isabs(source_repo_path):
+            raise invalid_argument("source_repo_path must be an absolute server path")
+        real = Path(os.path.realpath(source_repo_path))
+        if not any(real == root or root in real.parents for root in self._source_roots):
+            raise ServiceError(
+                ErrorCode.POLICY_DENIED,
+                "source_repo_path is outside the configured WORKSPACE_SOURCE_REPO_ROOTS",
+            )
+        if not real.is_dir():
+            raise invalid_argument("source_repo_path is not a directory")
+        return real
+
+    async def _clone(self, url: str, ref: str | None, repo: Path, home: Path) -> None:
+        argv = ["git", "-c", "protocol.ext.allow=never", "clone", "--depth", "1"]
+        if ref:
+            argv += ["--branch", ref]
+        argv += ["--", url, str(repo)]
+        result = await run_command(
+            argv,
+            cwd=repo.parent,
+            env=child_environment(home=home, workspace=repo),
+            timeout=self._clone_timeout,
+            output_limit=CLONE_OUTPUT_LIMIT,
+        )
+        if result.exit_code != 0:
+            reason = "timed out" if result.timed_out else "failed"
+            detail = mask_credentials(result.output.strip())
+            raise ServiceError(ErrorCode.EXECUTION_FAILED, f"git clone {reason}: {detail}")
+
+    async def remove(self, session: Session) -> None:
+        session_dir = Path(session.workspace_path).parent
+        expected = self.session_dir(session.principal.tenant_id, session.id)
+        if session_dir != expected:
+            raise ServiceError(ErrorCode.INTERNAL, "session workspace is outside WORKSPACE_ROOT")
+        await asyncio.to_thread(shutil.rmtree, session_dir, True)
+
+
+def _copy_source(source: Path, destination: Path) -> None:
+    """Copy directories and regular files with their modes; symlinks and devices are skipped."""
+    files = total = 0
+    destination.mkdir()
+    for directory, dirnames, filenames in os.walk(source, followlinks=False):
+        relative = Path(directory).relative_to(source)
+        target = destination / relative
+        for name in dirnames:
+            if not os.path.islink(os.path.join(directory, name)):
+                (target / name).mkdir(exist_ok=True)
+        for name in filenames:
+            path = Path(directory) / name
+            info = path.lstat()
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            files += 1
+            total += info.st_size
+            if files > COPY_MAX_FILES or total > COPY_MAX_BYTES:
+                raise invalid_argument(
+                    f"source_repo_path exceeds {COPY_MAX_FILES} files or {COPY_MAX_BYTES} bytes"
+                )
+            shutil.copyfile(path, target / name, follow_symlinks=False)
+            os.chmod(target / name, stat.S_IMODE(info.st_mode))
+        shutil.copymode(directory, target)
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(directory, d))]

@@ -1,0 +1,92 @@
+"""In-memory stores: the zero-infrastructure default. One process only; bounded by TTL and count."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from serve_app.domain.models import Invocation, Session, utcnow
+
+
+class MemorySessionStore:
+    def __init__(self) -> None:
+        self._sessions: dict[str, Session] = {}
+
+    async def put(self, session: Session) -> None:
+        self._sessions[session.id] = session
+
+    async def get(self, session_id: str) -> Session | None:
+        return self._sessions.get(session_id)
+
+    async def delete(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)
+
+    async def expired(self, now: datetime, limit: int) -> list[Session]:
+        found = [s for s in self._sessions.values() if s.expired(now)]
+        return found[:limit]
+
+
+CorrelationKey = tuple[str, str, str]
+
+
+class MemoryInvocationStore:
+    """Invocations by id plus the correlation index; the oldest records go first past the caps."""
+
+    def __init__(
+        self,
+        *,
+        ttl_seconds: int = 86400,
+        max_records: int = 100_000,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._records: OrderedDict[str, Invocation] = OrderedDict()
+        self._correlations: dict[CorrelationKey, str] = {}
+        self._ttl = timedelta(seconds=ttl_seconds) if ttl_seconds > 0 else None
+        self._max = max_records
+        self._clock = clock
+
+    @staticmethod
+    def _key(invocation: Invocation) -> CorrelationKey | None:
+        if not invocation.correlation_id:
+            return None
+        return (invocation.session_id, invocation.tool_name, invocation.correlation_id)
+
+    async def create(self, invocation: Invocation) -> Invocation | None:
+        self._prune()
+        key = self._key(invocation)
+        if key is not None:
+            holder = self._correlations.get(key)
+            if holder is not None and holder in self._records:
+                return self._records[holder]
+            self._correlations[key] = invocation.id
+        self._records[invocation.id] = invocation
+        return None
+
+    async def update(self, invocation: Invocation) -> None:
+        self._records[invocation.id] = invocation
+
+    async def get(self, invocation_id: str) -> Invocation | None:
+        record = self._records.get(invocation_id)
+        if record is not None and self._stale(record):
+            return None
+        return record
+
+    async def find_by_correlation(
+        self, session_id: str, tool_name: str, correlation_id: str
+    ) -> Invocation | None:
+        holder = self._correlations.get((session_id, tool_name, correlation_id))
+        return await self.get(holder) if holder else None
+
+    def _stale(self, record: Invocation) -> bool:
+        return self._ttl is not None and record.started_at + self._ttl < self._clock()
+
+    def _prune(self) -> None:
+        while self._records:
+            oldest_id, oldest = next(iter(self._records.items()))
+            if len(self._records) < self._max and not self._stale(oldest):
+                return
+            del self._records[oldest_id]
+            key = self._key(oldest)
+            if key is not None and self._correlations.get(key) == oldest_id:
+                del self._correlations[key]

@@ -1,0 +1,81 @@
+"""The FastAPI application factory. It receives its collaborators, so tests drive it with
+`TestClient` and an in-process session manager, and Serve wraps the same app in its ingress."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from serve_app import __version__
+from serve_app.api.body_limit import BodyLimitMiddleware
+from serve_app.api.ports import SessionManagerPort
+from serve_app.api.responses import JSONLineResponse, error_response
+from serve_app.api.routes import health, invocations, sessions
+from serve_app.domain.errors import ErrorCode, ServiceError
+
+log = logging.getLogger(__name__)
+
+_EMPTY_SESSION_ID = re.compile(r"^/v1/sessions/(/.*)?$")
+_EMPTY_INVOCATION_ID = re.compile(r"^/v1/invocations/(/.*)?$")
+
+
+def create_app(manager: SessionManagerPort, *, version: str = __version__) -> FastAPI:
+    app = FastAPI(
+        title="workspace",
+        version=version,
+        description="Governed tool execution for coding agents: sessions, a policy-checked tool "
+        "catalog, and recorded invocations.",
+        redirect_slashes=False,
+    )
+    app.router.redirect_slashes = False
+    app.state.manager = manager
+    app.include_router(health.router)
+    app.include_router(sessions.router)
+    app.include_router(invocations.router)
+    app.add_middleware(BodyLimitMiddleware)
+
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, exc: ServiceError) -> JSONLineResponse:
+        return error_response(exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(_: Request, exc: RequestValidationError) -> JSONLineResponse:
+        return error_response(ErrorCode.INVALID_ARGUMENT, _describe(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONLineResponse:
+        if exc.status_code == 405:
+            return error_response(ErrorCode.METHOD_NOT_ALLOWED, "method not allowed")
+        if exc.status_code == 404:
+            if _EMPTY_SESSION_ID.match(request.url.path):
+                return error_response(ErrorCode.INVALID_ARGUMENT, "session_id is required")
+            if _EMPTY_INVOCATION_ID.match(request.url.path):
+                return error_response(ErrorCode.INVALID_ARGUMENT, "invocation_id is required")
+            return error_response(ErrorCode.NOT_FOUND, "route not found")
+        if exc.status_code == 400:
+            return error_response(ErrorCode.INVALID_ARGUMENT, "invalid request body")
+        return error_response(ErrorCode.INTERNAL, str(exc.detail), exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONLineResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(ErrorCode.INTERNAL, "internal error")
+
+    return app
+
+
+def _describe(exc: RequestValidationError) -> str:
+    problems = []
+    for error in exc.errors()[:3]:
+        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        if error.get("type") == "missing" and not location:
+            problems.append("body is required (send {} at minimum)")
+        elif error.get("type") == "json_invalid":
+            problems.append("malformed JSON")
+        else:
+            problems.append(f"{location or 'body'}: {error.get('msg', 'invalid')}")
+    return "invalid request body: " + "; ".join(problems)

@@ -1,0 +1,29 @@
+"""What the HTTP layer needs from the session manager (in-process or behind a Serve handle)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from serve_app.domain.capability import Capability
+from serve_app.domain.models import Artifact, Invocation, LogLine, Session
+from serve_app.domain.service import CreateSession, InvokeCommand, InvokeOutcome
+
+
+class SessionManagerPort(Protocol):
+    async def create_session(self, request: CreateSession) -> Session: ...
+
+    async def get_session(self, session_id: str) -> Session: ...
+
+    async def close_session(self, session_id: str) -> None: ...
+
+    async def list_tools(self, session_id: str) -> list[Capability]: ...
+
+    async def invoke(
+        self, session_id: str, tool_name: str, command: InvokeCommand
+    ) -> InvokeOutcome: ...
+
+    async def get_invocation(self, invocation_id: str) -> Invocation: ...
+
+    async def get_logs(self, invocation_id: str) -> list[LogLine] | None: ...
+
+    async def get_artifacts(self, invocation_id: str) -> list[Artifact] | None: ...

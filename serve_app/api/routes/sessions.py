@@ -1,0 +1,91 @@
+"""Sessions: create, read, close, and the session's tool catalog."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from serve_app.api.deps import ManagerDep
+from serve_app.api.responses import JSONLineResponse, envelope
+from serve_app.api.schemas import (
+    ClosedEnvelope,
+    CreateSessionRequest,
+    ErrorEnvelope,
+    SessionEnvelope,
+    ToolsEnvelope,
+)
+from serve_app.domain.models import Principal
+from serve_app.domain.service import CreateSession
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+
+ERRORS = {
+    400: {"model": ErrorEnvelope, "description": "Invalid request body or argument"},
+    404: {"model": ErrorEnvelope, "description": "Session not found or expired"},
+    405: {"model": ErrorEnvelope, "description": "Method not allowed"},
+    500: {"model": ErrorEnvelope, "description": "Internal or backend failure"},
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=SessionEnvelope,
+    responses={
+        400: ERRORS[400], 405: ERRORS[405], 500: ERRORS[500],
+        403: {"model": ErrorEnvelope, "description": "source_repo_path outside allowed roots"},
+        409: {"model": ErrorEnvelope, "description": "session_id already in use"},
+        413: {"model": ErrorEnvelope, "description": "Request body over 2 MiB"},
+    },
+)
+async def create_session(body: CreateSessionRequest, manager: ManagerDep) -> JSONLineResponse:
+    """Open a session: an isolated workspace, optionally seeded from a repository."""
+    principal = body.principal
+    session = await manager.create_session(
+        CreateSession(
+            principal=Principal(
+                tenant_id=principal.tenant_id if principal else "",
+                actor_id=principal.actor_id if principal else "",
+                roles=(principal.roles or []) if principal else [],
+            ),
+            session_id=body.session_id,
+            repo_url=body.repo_url,
+            repo_ref=body.repo_ref,
+            source_repo_path=body.source_repo_path,
+            allowed_paths=body.allowed_paths,
+            metadata=body.metadata or {},
+            expires_in_seconds=body.expires_in_seconds,
+        )
+    )
+    return envelope(201, session=session)
+
+
+@router.get(
+    "/{session_id}",
+    response_model=SessionEnvelope,
+    responses={404: ERRORS[404], 405: ERRORS[405]},
+)
+async def get_session(session_id: str, manager: ManagerDep) -> JSONLineResponse:
+    """Read a live session, including `expires_at`. Reading never extends its lifetime."""
+    return envelope(session=await manager.get_session(session_id))
+
+
+@router.delete(
+    "/{session_id}",
+    response_model=ClosedEnvelope,
+    responses={405: ERRORS[405], 500: ERRORS[500]},
+)
+async def close_session(session_id: str, manager: ManagerDep) -> JSONLineResponse:
+    """Close a session and delete its workspace. Idempotent: unknown ids also answer closed."""
+    await manager.close_session(session_id)
+    return JSONLineResponse({"closed": True})
+
+
+@router.get(
+    "/{session_id}/tools",
+    response_model=ToolsEnvelope,
+    responses={404: ERRORS[404], 405: ERRORS[405]},
+)
+async def list_tools(session_id: str, manager: ManagerDep) -> JSONLineResponse:
+    """Capabilities this session may use, sorted by name (approval-gated tools included)."""
+    tools = await manager.list_tools(session_id)
+    return JSONLineResponse({"tools": [tool.model_dump(mode="json", exclude_none=True) for tool in tools]})

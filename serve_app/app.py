@@ -1,0 +1,176 @@
+"""The Ray Serve application: three deployments composed by `build_app`. The only module that
+imports Ray; each deployment is a thin shell around plain-Python services."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import ray
+from fastapi import FastAPI
+from ray import serve
+from ray.serve import Application
+from ray.serve.handle import DeploymentHandle
+
+from serve_app.api.app import create_app
+from serve_app.config import Settings
+from serve_app.domain.capability import Capability
+from serve_app.domain.errors import ErrorCode, ServiceError
+from serve_app.domain.execution import ExecutionRequest, ExecutionResult
+from serve_app.domain.models import Artifact, Invocation, LogLine, Session
+from serve_app.domain.service import CreateSession, InvokeCommand, InvokeOutcome
+from serve_app.wiring import build_executor, build_session_service, run_sweeper
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+AppArgs = Settings
+"""`build_app`'s single argument: the settings, each defaulting to its environment variable."""
+
+
+async def _remote(call: Awaitable[T]) -> T:
+    """Await a handle call, re-raising the domain's errors as themselves."""
+    try:
+        return await call
+    except ServiceError:
+        raise
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, ServiceError):
+            raise ServiceError(cause.code, cause.message, cause.retryable) from None
+        log.error("remote call failed: %s", exc)
+        raise ServiceError(ErrorCode.INTERNAL, "internal error") from None
+    except (ray.exceptions.RayError, RuntimeError) as exc:
+        log.error("remote call failed: %s", exc)
+        raise ServiceError(ErrorCode.UNAVAILABLE, "service temporarily unavailable") from None
+
+
+class HandleExecutor:
+    """The executor port over a DeploymentHandle to ToolExecutor."""
+
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self._handle = handle
+
+    async def execute(self, request: ExecutionRequest) -> ExecutionResult:
+        result: ExecutionResult = await _remote(self._handle.execute.remote(request))
+        return result
+
+
+class HandleSessionManager:
+    """The HTTP layer's session-manager port over a DeploymentHandle to SessionManager."""
+
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self._handle = handle
+
+    async def create_session(self, request: CreateSession) -> Session:
+        return await _remote(self._handle.create_session.remote(request))  # type: ignore[no-any-return]
+
+    async def get_session(self, session_id: str) -> Session:
+        return await _remote(self._handle.get_session.remote(session_id))  # type: ignore[no-any-return]
+
+    async def close_session(self, session_id: str) -> None:
+        await _remote(self._handle.close_session.remote(session_id))
+
+    async def list_tools(self, session_id: str) -> list[Capability]:
+        return await _remote(self._handle.list_tools.remote(session_id))  # type: ignore[no-any-return]
+
+    async def invoke(self, session_id: str, tool_name: str, command: InvokeCommand) -> InvokeOutcome:
+        return await _remote(  # type: ignore[no-any-return]
+            self._handle.invoke.remote(session_id, tool_name, command)
+        )
+
+    async def get_invocation(self, invocation_id: str) -> Invocation:
+        return await _remote(self._handle.get_invocation.remote(invocation_id))  # type: ignore[no-any-return]
+
+    async def get_logs(self, invocation_id: str) -> list[LogLine] | None:
+        return await _remote(self._handle.get_logs.remote(invocation_id))  # type: ignore[no-any-return]
+
+    async def get_artifacts(self, invocation_id: str) -> list[Artifact] | None:
+        return await _remote(self._handle.get_artifacts.remote(invocation_id))  # type: ignore[no-any-return]
+
+
+@serve.deployment(
+    name="ToolExecutor",
+    max_ongoing_requests=256,
+    ray_actor_options={"num_cpus": 0.25, "num_gpus": 0},
+)
+class ToolExecutor:
+    def __init__(self, settings: Settings) -> None:
+        if not ray.get_gpu_ids():
+            # A replica without a GPU must not see the node's GPUs, nor let its tools see them.
+            os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        self._service = build_executor(settings)
+
+    async def execute(self, request: ExecutionRequest) -> ExecutionResult:
+        return await self._service.execute(request)
+
+    def visible_devices(self) -> str | None:
+        return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+@serve.deployment(
+    name="SessionManager",
+    max_ongoing_requests=1024,
+    ray_actor_options={"num_cpus": 0.25},
+)
+class SessionManager:
+    async def __init__(self, executor: DeploymentHandle, settings: Settings) -> None:
+        self._service = build_session_service(settings, HandleExecutor(executor))
+        self._sweeper = asyncio.create_task(
+            run_sweeper(self._service, settings.sweep_interval_seconds)
+        )
+
+    async def create_session(self, request: CreateSession) -> Session:
+        return await self._service.create_session(request)
+
+    async def get_session(self, session_id: str) -> Session:
+        return await self._service.get_session(session_id)
+
+    async def close_session(self, session_id: str) -> None:
+        await self._service.close_session(session_id)
+
+    async def list_tools(self, session_id: str) -> list[Capability]:
+        return await self._service.list_tools(session_id)
+
+    async def invoke(self, session_id: str, tool_name: str, command: InvokeCommand) -> InvokeOutcome:
+        return await self._service.invoke(session_id, tool_name, command)
+
+    async def get_invocation(self, invocation_id: str) -> Invocation:
+        return await self._service.get_invocation(invocation_id)
+
+    async def get_logs(self, invocation_id: str) -> list[LogLine] | None:
+        return await self._service.get_logs(invocation_id)
+
+    async def get_artifacts(self, invocation_id: str) -> list[Artifact] | None:
+        return await self._service.get_artifacts(invocation_id)
+
+    async def __del__(self) -> None:
+        self._sweeper.cancel()
+        await self._service.drain(timeout=10)
+
+
+@serve.deployment(
+    name="Ingress",
+    max_ongoing_requests=1024,
+    ray_actor_options={"num_cpus": 0.25},
+)
+@serve.ingress()
+class Ingress:
+    def __init__(self, session_manager: DeploymentHandle, settings: Settings) -> None:
+        self._manager = HandleSessionManager(session_manager)
+        self._version = settings.version
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return create_app(self._manager, version=self._version)
+
+
+def build_app(args: AppArgs) -> Application:
+    """Compose Ingress → SessionManager → ToolExecutor with one set of settings."""
+    logging.basicConfig(level=args.log_level.upper())
+    executor = ToolExecutor.bind(args)
+    manager = SessionManager.bind(executor, args)
+    app: Any = Ingress.bind(manager, args)
+    return app  # type: ignore[no-any-return]

@@ -1,0 +1,111 @@
+"""Settings in one place. Every field defaults to its environment variable (contract §9), so
+`Settings()` reads the environment and `Settings(field=...)` overrides it — which is how the
+Serve config file's `args:` reach the application."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def env_str(name: str, default: str) -> Callable[[], str]:
+    return lambda: os.environ.get(name, "").strip() or default
+
+
+def env_int(name: str, default: int) -> Callable[[], int]:
+    def read() -> int:
+        try:
+            return int(os.environ.get(name, "").strip())
+        except ValueError:
+            return default
+
+    return read
+
+
+def env_bool(name: str, default: bool) -> Callable[[], bool]:
+    def read() -> bool:
+        value = os.environ.get(name, "").strip().lower()
+        if value in TRUE_WORDS:
+            return True
+        if value in FALSE_WORDS:
+            return False
+        return default
+
+    return read
+
+
+def env_list(name: str) -> Callable[[], list[str]]:
+    def read() -> list[str]:
+        raw = os.environ.get(name, "")
+        return [item.strip() for item in raw.replace(",", ":").split(":") if item.strip()]
+
+    return read
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    workspace_backend: Literal["local"] = Field(
+        default_factory=env_str("WORKSPACE_BACKEND", "local")  # type: ignore[arg-type]
+    )
+    workspace_root: Path = Field(
+        default_factory=lambda: Path(env_str("WORKSPACE_ROOT", "/tmp/swe-workspaces")())
+    )
+    artifact_root: Path = Field(
+        default_factory=lambda: Path(env_str("ARTIFACT_ROOT", "/tmp/swe-artifacts")())
+    )
+    session_store_backend: Literal["memory"] = Field(
+        default_factory=env_str("SESSION_STORE_BACKEND", "memory")  # type: ignore[arg-type]
+    )
+    invocation_store_backend: Literal["memory"] = Field(
+        default_factory=env_str("INVOCATION_STORE_BACKEND", "memory")  # type: ignore[arg-type]
+    )
+    invocation_store_ttl_seconds: int = Field(
+        default_factory=env_int("INVOCATION_STORE_TTL_SECONDS", 86400), ge=0
+    )
+    invocation_store_max_records: int = Field(
+        default_factory=env_int("INVOCATION_STORE_MAX_RECORDS", 100_000), ge=1
+    )
+    auth_mode: Literal["payload"] = Field(
+        default_factory=env_str("WORKSPACE_AUTH_MODE", "payload")  # type: ignore[arg-type]
+    )
+    source_repo_roots: list[str] = Field(default_factory=env_list("WORKSPACE_SOURCE_REPO_ROOTS"))
+    session_default_ttl_seconds: int = 3600
+    session_max_ttl_seconds: int = Field(
+        default_factory=env_int("WORKSPACE_SESSION_MAX_TTL_SECONDS", 7 * 86400), ge=60
+    )
+    clone_timeout_seconds: int = Field(
+        default_factory=env_int("WORKSPACE_CLONE_TIMEOUT_SECONDS", 300), ge=1
+    )
+    sweep_interval_seconds: float = Field(
+        default_factory=env_int("WORKSPACE_SWEEP_INTERVAL_SECONDS", 30), gt=0
+    )
+    extra_tool_families: list[str] = Field(
+        default_factory=env_list("WORKSPACE_EXTRA_TOOL_FAMILIES")
+    )
+    executor_threads: int = Field(default_factory=env_int("WORKSPACE_EXECUTOR_THREADS", 64), ge=1)
+    version: str = Field(default_factory=env_str("WORKSPACE_VERSION", "unknown"))
+    log_level: str = Field(default_factory=env_str("LOG_LEVEL", "info"))
+
+    @field_validator("workspace_root", "artifact_root")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @field_validator("source_repo_roots")
+    @classmethod
+    def _absolute_roots(cls, value: list[str]) -> list[str]:
+        for root in value:
+            if not os.path.isabs(root):
+                raise ValueError(f"source repo root must be absolute: {root}")
+        return value
+
+    def summary(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")

@@ -1,0 +1,1 @@
+"""The domain: sessions, invocations, catalog and policy. Imports no Ray, FastAPI or store client."""

@@ -1,0 +1,67 @@
+"""The interfaces the domain needs from the outside world; adapters implement them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from serve_app.domain.execution import ExecutionRequest, ExecutionResult
+from serve_app.domain.models import Artifact, Invocation, Principal, Runtime, Session
+
+
+class SessionStore(Protocol):
+    async def put(self, session: Session) -> None: ...
+
+    async def get(self, session_id: str) -> Session | None: ...
+
+    async def delete(self, session_id: str) -> None: ...
+
+    async def expired(self, now: datetime, limit: int) -> list[Session]: ...
+
+
+class InvocationStore(Protocol):
+    async def create(self, invocation: Invocation) -> Invocation | None:
+        """Store a new `running` invocation and claim its correlation key.
+
+        Returns the invocation that already holds the key (first writer wins) instead of
+        storing, or None once stored.
+        """
+        ...
+
+    async def update(self, invocation: Invocation) -> None: ...
+
+    async def get(self, invocation_id: str) -> Invocation | None: ...
+
+    async def find_by_correlation(
+        self, session_id: str, tool_name: str, correlation_id: str
+    ) -> Invocation | None: ...
+
+
+class ArtifactStore(Protocol):
+    async def put(
+        self, invocation_id: str, name: str, content_type: str, data: bytes
+    ) -> Artifact: ...
+
+    async def read(self, invocation_id: str, artifact_id: str) -> bytes: ...
+
+    async def list(self, invocation_id: str) -> list[Artifact]: ...
+
+
+class WorkspaceManager(Protocol):
+    async def create(
+        self,
+        session_id: str,
+        principal: Principal,
+        *,
+        source_repo_path: str | None,
+        repo_url: str | None,
+        repo_ref: str | None,
+    ) -> tuple[str, Runtime]:
+        """Create the workspace; on failure nothing of it is left behind."""
+        ...
+
+    async def remove(self, session: Session) -> None: ...
+
+
+class Executor(Protocol):
+    async def execute(self, request: ExecutionRequest) -> ExecutionResult: ...

@@ -1,0 +1,495 @@
+"""The session manager's domain: session lifecycle and expiry, the tool catalog as a session sees
+it, and the invocation pipeline of contract §3.2 — policy first, a `running` record persisted
+before anything runs, a terminal record after."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+
+from serve_app.domain import policy
+from serve_app.domain.capability import Capability, Scope
+from serve_app.domain.catalog import Catalog, check_output
+from serve_app.domain.errors import ErrorCode, ServiceError, invalid_argument, not_found
+from serve_app.domain.execution import ExecutionRequest, ExecutionResult
+from serve_app.domain.ids import SAFE_ID, is_safe_id, new_invocation_id, new_session_id
+from serve_app.domain.models import (
+    Artifact,
+    Invocation,
+    InvocationError,
+    InvocationStatus,
+    LogLine,
+    Principal,
+    Session,
+    utcnow,
+)
+from serve_app.domain.paths import check_input, escapes, workspace_relative
+from serve_app.domain.ports import (
+    ArtifactStore,
+    Executor,
+    InvocationStore,
+    SessionStore,
+    WorkspaceManager,
+)
+
+log = logging.getLogger(__name__)
+
+OUTPUT_ARTIFACT = "invocation-output.json"
+LOGS_ARTIFACT = "invocation-logs.jsonl"
+EXECUTOR_GRACE_SECONDS = 10.0
+MAX_METADATA_KEYS = 64
+MAX_METADATA_KEY_CHARS = 128
+MAX_METADATA_BYTES = 256 * 1024
+MAX_ALLOWED_PATHS = 64
+MAX_ROLES = 32
+MAX_ROLE_CHARS = 64
+MAX_CORRELATION_CHARS = 256
+MAX_REPO_URL_CHARS = 2048
+_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+-]{0,254}$")
+
+
+@dataclass(frozen=True)
+class CreateSession:
+    principal: Principal
+    session_id: str | None = None
+    repo_url: str | None = None
+    repo_ref: str | None = None
+    source_repo_path: str | None = None
+    allowed_paths: list[str] | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    expires_in_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class InvokeCommand:
+    args: Any = None
+    approved: bool = False
+    correlation_id: str | None = None
+
+
+class Failure(StrEnum):
+    """Why an invocation did not succeed; the HTTP layer maps each to a status code."""
+
+    DENIED = "denied"
+    APPROVAL = "approval"
+    INVALID = "invalid"
+    TOOL = "tool"
+    TIMEOUT = "timeout"
+    INTERNAL = "internal"
+
+
+class InvokeOutcome(BaseModel):
+    invocation: Invocation
+    failure: Failure | None = None
+    replayed: bool = False
+
+
+class SessionService:
+    def __init__(
+        self,
+        *,
+        sessions: SessionStore,
+        invocations: InvocationStore,
+        artifacts: ArtifactStore,
+        workspaces: WorkspaceManager,
+        catalog: Catalog,
+        executor: Executor,
+        default_ttl_seconds: int = 3600,
+        max_ttl_seconds: int = 7 * 86400,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._sessions = sessions
+        self._invocations = invocations
+        self._artifacts = artifacts
+        self._workspaces = workspaces
+        self._catalog = catalog
+        self._executor = executor
+        self._default_ttl = default_ttl_seconds
+        self._max_ttl = max_ttl_seconds
+        self._clock = clock
+        self._in_flight: set[asyncio.Task[InvokeOutcome]] = set()
+
+    # sessions -----------------------------------------------------------------------------------
+
+    async def create_session(self, request: CreateSession) -> Session:
+        principal = _validated_principal(request.principal)
+        session_id = request.session_id or new_session_id()
+        if request.session_id is not None and not is_safe_id(request.session_id):
+            raise invalid_argument(f"session_id must match {SAFE_ID.pattern} without '..'")
+        allowed_paths = _validated_allowed_paths(request.allowed_paths)
+        metadata = _validated_metadata(request.metadata)
+        ttl = request.expires_in_seconds if request.expires_in_seconds > 0 else self._default_ttl
+        if ttl > self._max_ttl:
+            raise invalid_argument(f"expires_in_seconds must be at most {self._max_ttl}")
+        repo_url, repo_ref = _validated_repo(request.repo_url, request.repo_ref)
+        source = request.source_repo_path or None
+        if await self._sessions.get(session_id) is not None:
+            raise ServiceError(ErrorCode.ALREADY_EXISTS, "session already exists")
+        workspace_path, runtime = await self._workspaces.create(
+            session_id,
+            principal,
+            source_repo_path=source,
+            repo_url=None if source else repo_url,
+            repo_ref=None if source else repo_ref,
+        )
+        now = self._clock()
+        session = Session(
+            id=session_id,
+            workspace_path=workspace_path,
+            runtime=runtime,
+            repo_url=repo_url,
+            repo_ref=repo_ref,
+            allowed_paths=allowed_paths,
+            principal=principal,
+            metadata=metadata or None,
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl),
+        )
+        try:
+            await self._sessions.put(session)
+        except BaseException:
+            await self._workspaces.remove(session)
+            raise
+        return session
+
+    async def get_session(self, session_id: str) -> Session:
+        session = await self._sessions.get(session_id)
+        if session is None:
+            raise not_found("session not found")
+        if session.expired(self._clock()):
+            await self._discard(session)
+            raise not_found("session not found")
+        return session
+
+    async def close_session(self, session_id: str) -> None:
+        """Idempotent: closing an unknown or expired session succeeds."""
+        session = await self._sessions.get(session_id)
+        if session is not None:
+            await self._discard(session)
+
+    async def _discard(self, session: Session) -> None:
+        await self._sessions.delete(session.id)
+        await self._workspaces.remove(session)
+
+    async def sweep_expired(self, batch: int = 100) -> int:
+        """Remove expired sessions and their workspaces; returns how many were removed."""
+        removed = 0
+        while True:
+            expired = await self._sessions.expired(self._clock(), batch)
+            for session in expired:
+                try:
+                    await self._discard(session)
+                    removed += 1
+                except Exception:
+                    log.exception("could not remove expired session %s", session.id)
+            if len(expired) < batch:
+                return removed
+
+    # catalog ------------------------------------------------------------------------------------
+
+    async def list_tools(self, session_id: str) -> list[Capability]:
+        session = await self.get_session(session_id)
+        return [
+            capability
+            for capability in self._catalog.all()
+            if _runtime_denial(capability, session) is None
+            and policy.evaluate(capability, session, {}, approved=True).allowed
+        ]
+
+    # invocations --------------------------------------------------------------------------------
+
+    async def invoke(self, session_id: str, tool_name: str, command: InvokeCommand) -> InvokeOutcome:
+        session = await self.get_session(session_id)
+        capability = self._catalog.get(tool_name)
+        if capability is None:
+            raise not_found("tool not found")
+        correlation_id = command.correlation_id or None
+        if correlation_id is not None and len(correlation_id) > MAX_CORRELATION_CHARS:
+            raise invalid_argument(f"correlation_id is longer than {MAX_CORRELATION_CHARS} chars")
+        if correlation_id:
+            previous = await self._invocations.find_by_correlation(
+                session.id, capability.name, correlation_id
+            )
+            if previous is not None:
+                return InvokeOutcome(invocation=await self._hydrate(previous), replayed=True)
+        invocation = Invocation(
+            id=new_invocation_id(),
+            session_id=session.id,
+            tool_name=capability.name,
+            correlation_id=correlation_id,
+            status=InvocationStatus.RUNNING,
+            started_at=self._clock(),
+            trace_name=capability.observability.trace_name,
+            span_name=capability.observability.span_name,
+        )
+        try:
+            previous = await self._invocations.create(invocation)
+        except Exception:
+            log.exception("could not persist invocation %s", invocation.id)
+            error = InvocationError(code=ErrorCode.INTERNAL, message="invocation store unavailable")
+            return InvokeOutcome(
+                invocation=invocation.model_copy(update={"error": error}), failure=Failure.INTERNAL
+            )
+        if previous is not None:
+            return InvokeOutcome(invocation=await self._hydrate(previous), replayed=True)
+        # Shielded: a caller that goes away does not leave the record `running` forever.
+        task = asyncio.create_task(self._run(session, capability, invocation, command))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        return await asyncio.shield(task)
+
+    async def _run(
+        self,
+        session: Session,
+        capability: Capability,
+        invocation: Invocation,
+        command: InvokeCommand,
+    ) -> InvokeOutcome:
+        denial = _runtime_denial(capability, session)
+        if denial is not None:
+            return await self._finish(invocation, Failure.DENIED, ErrorCode.POLICY_DENIED, denial)
+        try:
+            args = self._catalog.validate_args(capability, command.args)
+        except ServiceError as exc:
+            return await self._finish(invocation, Failure.INVALID, exc.code, exc.message)
+        decision = policy.evaluate(capability, session, args, command.approved)
+        if not decision.allowed:
+            code = decision.code or ErrorCode.POLICY_DENIED
+            failure = Failure.APPROVAL if code is ErrorCode.APPROVAL_REQUIRED else Failure.DENIED
+            return await self._finish(invocation, failure, code, decision.reason)
+        timeout = float(capability.constraints.timeout_seconds)
+        request = ExecutionRequest(
+            invocation_id=invocation.id,
+            tool_name=capability.name,
+            args=args,
+            session=session,
+            timeout_seconds=timeout,
+        )
+        try:
+            result = await asyncio.wait_for(
+                self._executor.execute(request), timeout + EXECUTOR_GRACE_SECONDS
+            )
+        except TimeoutError:
+            return await self._finish(
+                invocation, Failure.TIMEOUT, ErrorCode.TIMEOUT,
+                f"{capability.name} timed out after {timeout:g}s", exit_code=124, retryable=True,
+            )
+        except ServiceError as exc:
+            return await self._finish(invocation, Failure.INTERNAL, exc.code, exc.message)
+        except Exception:
+            log.exception("executor call failed for %s", invocation.id)
+            return await self._finish(
+                invocation, Failure.INTERNAL, ErrorCode.UNAVAILABLE, "tool executor unavailable",
+                retryable=True,
+            )
+        return await self._record_result(capability, invocation, result)
+
+    async def _record_result(
+        self, capability: Capability, invocation: Invocation, result: ExecutionResult
+    ) -> InvokeOutcome:
+        fields: dict[str, Any] = {
+            "output": result.output,
+            "logs": result.logs or None,
+            "exit_code": result.exit_code,
+        }
+        try:
+            fields.update(await self._persist_artifacts(invocation.id, result))
+        except Exception:
+            log.exception("could not persist artifacts of %s", invocation.id)
+            return await self._finish(
+                invocation.model_copy(update=fields), Failure.INTERNAL, ErrorCode.INTERNAL,
+                "could not persist invocation artifacts",
+            )
+        invocation = invocation.model_copy(update=fields)
+        if result.error is not None:
+            failure = Failure.TIMEOUT if result.error.code == ErrorCode.TIMEOUT else Failure.TOOL
+            return await self._finish(
+                invocation, failure, result.error.code, result.error.message,
+                exit_code=result.exit_code, retryable=result.error.retryable,
+            )
+        try:
+            check_output(capability, result.output)
+        except ServiceError as exc:
+            return await self._finish(invocation, Failure.INTERNAL, exc.code, exc.message)
+        return await self._finish(invocation, None)
+
+    async def _persist_artifacts(self, invocation_id: str, result: ExecutionResult) -> dict[str, Any]:
+        artifacts: list[Artifact] = []
+        for blob in result.artifacts:
+            artifacts.append(
+                await self._artifacts.put(invocation_id, blob.name, blob.content_type, blob.data)
+            )
+        fields: dict[str, Any] = {}
+        if result.output is not None:
+            data = json.dumps(result.output, ensure_ascii=False).encode()
+            output = await self._artifacts.put(invocation_id, OUTPUT_ARTIFACT, "application/json", data)
+            artifacts.append(output)
+            fields["output_ref"] = output.id
+        if result.logs:
+            lines = "".join(line.model_dump_json() + "\n" for line in result.logs).encode()
+            logs = await self._artifacts.put(invocation_id, LOGS_ARTIFACT, "application/x-ndjson", lines)
+            artifacts.append(logs)
+            fields["logs_ref"] = logs.id
+        if artifacts:
+            fields["artifacts"] = artifacts
+        return fields
+
+    async def _finish(
+        self,
+        invocation: Invocation,
+        failure: Failure | None,
+        code: str | None = None,
+        message: str = "",
+        *,
+        exit_code: int | None = None,
+        retryable: bool = False,
+    ) -> InvokeOutcome:
+        completed = self._clock()
+        status = InvocationStatus.SUCCEEDED
+        if failure in (Failure.DENIED, Failure.APPROVAL):
+            status = InvocationStatus.DENIED
+        elif failure is not None:
+            status = InvocationStatus.FAILED
+        update: dict[str, Any] = {
+            "status": status,
+            "completed_at": completed,
+            "duration_ms": max(int((completed - invocation.started_at).total_seconds() * 1000), 0),
+        }
+        if exit_code is not None:
+            update["exit_code"] = exit_code
+        if failure is not None:
+            update["error"] = InvocationError(code=str(code), message=message, retryable=retryable)
+        final = invocation.model_copy(update=update)
+        try:
+            await self._invocations.update(final)
+        except Exception:
+            log.exception("could not persist terminal state of %s", final.id)
+            error = InvocationError(
+                code=ErrorCode.INTERNAL, message="invocation store unavailable", retryable=True
+            )
+            return InvokeOutcome(
+                invocation=final.model_copy(update={"error": error}), failure=Failure.INTERNAL
+            )
+        return InvokeOutcome(invocation=final, failure=failure)
+
+    async def get_invocation(self, invocation_id: str) -> Invocation:
+        invocation = await self._invocations.get(invocation_id)
+        if invocation is None:
+            raise not_found("invocation not found")
+        return await self._hydrate(invocation)
+
+    async def _hydrate(self, invocation: Invocation) -> Invocation:
+        """Fill `output` from its artifact where the stored record keeps only `output_ref`."""
+        if invocation.output is not None or not invocation.output_ref:
+            return invocation
+        try:
+            data = await self._artifacts.read(invocation.id, invocation.output_ref)
+            return invocation.model_copy(update={"output": json.loads(data)})
+        except (OSError, ValueError) as exc:
+            raise ServiceError(ErrorCode.INTERNAL, "invocation output is unreadable") from exc
+
+    async def get_logs(self, invocation_id: str) -> list[LogLine] | None:
+        invocation = await self._invocations.get(invocation_id)
+        if invocation is None:
+            raise not_found("invocation not found")
+        if invocation.logs or not invocation.logs_ref:
+            return invocation.logs or None
+        try:
+            data = await self._artifacts.read(invocation.id, invocation.logs_ref)
+            lines = [LogLine.model_validate_json(row) for row in data.splitlines() if row.strip()]
+        except (OSError, ValueError) as exc:
+            raise ServiceError(ErrorCode.INTERNAL, "invocation logs are unreadable") from exc
+        return lines or None
+
+    async def get_artifacts(self, invocation_id: str) -> list[Artifact] | None:
+        invocation = await self._invocations.get(invocation_id)
+        if invocation is None:
+            raise not_found("invocation not found")
+        if invocation.artifacts:
+            return invocation.artifacts
+        return await self._artifacts.list(invocation.id) or None
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (bounded) for in-flight invocations to record their terminal state."""
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=timeout)
+
+
+def _runtime_denial(capability: Capability, session: Session) -> str | None:
+    if capability.scope is Scope.CLUSTER and session.runtime.kind != "kubernetes":
+        return "tool requires kubernetes runtime"
+    return None
+
+
+def _validated_principal(principal: Principal) -> Principal:
+    tenant = principal.tenant_id.strip()
+    actor = principal.actor_id.strip()
+    if not tenant:
+        raise invalid_argument("principal.tenant_id is required")
+    if not actor:
+        raise invalid_argument("principal.actor_id is required")
+    if not is_safe_id(tenant):
+        raise invalid_argument(f"principal.tenant_id must match {SAFE_ID.pattern} without '..'")
+    if len(actor) > 256 or any(ord(ch) < 32 for ch in actor):
+        raise invalid_argument("principal.actor_id must be at most 256 printable characters")
+    roles: list[str] = []
+    for role in principal.roles:
+        role = role.strip()
+        if role and role not in roles:
+            if len(role) > MAX_ROLE_CHARS:
+                raise invalid_argument(f"a role is longer than {MAX_ROLE_CHARS} characters")
+            roles.append(role)
+    if len(roles) > MAX_ROLES:
+        raise invalid_argument(f"principal.roles has more than {MAX_ROLES} entries")
+    return Principal(tenant_id=tenant, actor_id=actor, roles=roles)
+
+
+def _validated_allowed_paths(paths: list[str] | None) -> list[str]:
+    if not paths:
+        return ["."]
+    if len(paths) > MAX_ALLOWED_PATHS:
+        raise invalid_argument(f"allowed_paths has more than {MAX_ALLOWED_PATHS} entries")
+    cleaned: list[str] = []
+    for path in paths:
+        check_input(path)
+        relative = workspace_relative(path.strip())
+        if escapes(relative):
+            raise invalid_argument(f"allowed_paths entry escapes the workspace: {path}")
+        if relative not in cleaned:
+            cleaned.append(relative)
+    return cleaned
+
+
+def _validated_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise invalid_argument(f"metadata has more than {MAX_METADATA_KEYS} keys")
+    size = 0
+    for key, value in metadata.items():
+        if not key or len(key) > MAX_METADATA_KEY_CHARS:
+            raise invalid_argument(f"metadata keys must be 1..{MAX_METADATA_KEY_CHARS} characters")
+        size += len(key.encode()) + len(value.encode())
+    if size > MAX_METADATA_BYTES:
+        raise invalid_argument(f"metadata exceeds {MAX_METADATA_BYTES} bytes")
+    return dict(metadata)
+
+
+def _validated_repo(url: str | None, ref: str | None) -> tuple[str | None, str | None]:
+    url = (url or "").strip() or None
+    ref = (ref or "").strip() or None
+    if url is not None:
+        if len(url) > MAX_REPO_URL_CHARS or url.startswith("-"):
+            raise invalid_argument("repo_url is not a valid git URL")
+        if any(ord(ch) < 32 or ch == " " for ch in url) or url.lower().startswith("ext::"):
+            raise invalid_argument("repo_url is not a valid git URL")
+    if ref is not None and (not _REF.fullmatch(ref) or ".." in ref):
+        raise invalid_argument("repo_ref is not a valid git ref")
+    return url, ref

@@ -1,0 +1,182 @@
+"""Child processes with the safety rules: argument lists, no shell, a scrubbed environment, their
+own process group killed on timeout or cancellation, and output kept in a bounded buffer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from serve_app.domain.models import LogLine, utcnow
+
+TRUNCATION_MARKER = "\n[output truncated]\n"
+DEFAULT_OUTPUT_LIMIT = 256 * 1024
+MAX_LOG_LINES = 2000
+READ_CHUNK = 64 * 1024
+KILL_GRACE_SECONDS = 2.0
+PIPE_GRACE_SECONDS = 1.0
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Variables a child may inherit from the service: locations of toolchains and the GPU pinning.
+# Nothing else crosses over, so service secrets never reach a tool.
+PASSTHROUGH_VARIABLES = (
+    "PATH",
+    "LANG",
+    "TZ",
+    "CUDA_VISIBLE_DEVICES",
+    "NVIDIA_VISIBLE_DEVICES",
+    "GOROOT",
+    "RUSTUP_HOME",
+    "CARGO_HOME",
+    "JAVA_HOME",
+)
+
+
+def child_environment(
+    *, home: Path, workspace: Path, service_env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of every tool process: an allowlist, never the service's own environment."""
+    source = os.environ if service_env is None else service_env
+    env = {name: source[name] for name in PASSTHROUGH_VARIABLES if source.get(name) is not None}
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.setdefault("LANG", "C.UTF-8")
+    env.update(
+        {
+            "HOME": str(home),
+            "LC_ALL": "C.UTF-8",
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            # Stop git from discovering a repository above the workspace (e.g. the service's own).
+            "GIT_CEILING_DIRECTORIES": str(workspace.parent),
+        }
+    )
+    return env
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    exit_code: int
+    output: str
+    truncated: bool
+    timed_out: bool
+    logs: list[LogLine] = field(default_factory=list)
+
+
+class _BoundedOutput:
+    """Combined stdout+stderr in arrival order, capped at `limit` bytes; the rest is drained."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.data = bytearray()
+        self.truncated = False
+        self.logs: list[LogLine] = []
+        self._partial: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+
+    def feed(self, channel: str, chunk: bytes) -> None:
+        room = self.limit - len(self.data)
+        if room > 0:
+            self.data += chunk[:room]
+            kept = chunk[:room]
+            self._collect_lines(channel, kept)
+        if len(chunk) > max(room, 0):
+            self.truncated = True
+
+    def _collect_lines(self, channel: str, chunk: bytes) -> None:
+        buffer = self._partial[channel]
+        buffer += chunk
+        *complete, rest = bytes(buffer).split(b"\n")
+        self._partial[channel] = bytearray(rest)
+        for line in complete:
+            self._log(channel, line)
+
+    def _log(self, channel: str, line: bytes) -> None:
+        if len(self.logs) < MAX_LOG_LINES:
+            message = line.decode("utf-8", "replace").rstrip("\r")
+            self.logs.append(LogLine(at=utcnow(), channel=channel, message=message))  # type: ignore[arg-type]
+
+    def finish(self) -> tuple[str, list[LogLine]]:
+        for channel, rest in self._partial.items():
+            if rest:
+                self._log(channel, bytes(rest))
+        text = self.data.decode("utf-8", "replace")
+        if self.truncated:
+            text += TRUNCATION_MARKER
+        return text, self.logs
+
+
+async def _pump(stream: asyncio.StreamReader, channel: str, sink: _BoundedOutput) -> None:
+    while chunk := await stream.read(READ_CHUNK):
+        sink.feed(channel, chunk)
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+async def run_command(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    stdin: bytes | None = None,
+    output_limit: int = DEFAULT_OUTPUT_LIMIT,
+) -> CommandResult:
+    """Run `argv` (never through a shell) and return its exit code and bounded combined output.
+
+    On timeout or cancellation the whole process group is killed; exit code 124 marks a timeout
+    and -1 a command that could not be started.
+    """
+    if not argv:
+        raise ValueError("argv must not be empty")
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=str(cwd),
+            env=dict(env),
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        message = f"cannot start {argv[0]}: {exc.strerror or exc}"
+        return CommandResult(exit_code=-1, output=message, truncated=False, timed_out=False)
+
+    sink = _BoundedOutput(output_limit)
+    assert process.stdout is not None and process.stderr is not None
+    pumps = asyncio.gather(
+        _pump(process.stdout, "stdout", sink), _pump(process.stderr, "stderr", sink)
+    )
+    waiter = asyncio.ensure_future(process.wait())
+    timed_out = False
+    try:
+        if stdin is not None and process.stdin is not None:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                process.stdin.write(stdin)
+                await process.stdin.drain()
+            process.stdin.close()
+        done, _ = await asyncio.wait({waiter}, timeout=timeout)
+        if done:
+            # A background grandchild may hold the pipes open; it gets a short grace, no more.
+            await asyncio.wait({pumps}, timeout=PIPE_GRACE_SECONDS)
+        else:
+            timed_out = True
+    finally:
+        _kill_group(process.pid)
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(waiter), KILL_GRACE_SECONDS)
+        if not pumps.done():
+            pumps.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await pumps
+    output, logs = sink.finish()
+    exit_code = 124 if timed_out else (process.returncode if process.returncode is not None else -1)
+    return CommandResult(
+        exit_code=exit_code, output=output, truncated=sink.truncated, timed_out=timed_out, logs=logs
+    )

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
 from serve_app.adapters.artifacts import LocalArtifactStore
 from serve_app.adapters.local_workspace import LocalWorkspaceManager
 from serve_app.adapters.memory import MemoryInvocationStore, MemorySessionStore
 from serve_app.config import Settings
 from serve_app.domain.catalog import Catalog
+from serve_app.domain.models import utcnow
 from serve_app.domain.ports import Executor
 from serve_app.domain.service import SessionService
 from serve_app.execution.executor import ExecutionService
@@ -29,12 +32,15 @@ def build_catalog(settings: Settings) -> Catalog:
     return Catalog(build_registry(settings.extra_tool_families).capabilities())
 
 
-def build_session_service(settings: Settings, executor: Executor) -> SessionService:
+def build_session_service(
+    settings: Settings, executor: Executor, *, clock: Callable[[], datetime] = utcnow
+) -> SessionService:
     settings.workspace_root.mkdir(parents=True, exist_ok=True)
     settings.artifact_root.mkdir(parents=True, exist_ok=True)
     return SessionService(
         sessions=MemorySessionStore(),
         invocations=MemoryInvocationStore(
+            clock=clock,
             ttl_seconds=settings.invocation_store_ttl_seconds,
             max_records=settings.invocation_store_max_records,
         ),
@@ -48,6 +54,7 @@ def build_session_service(settings: Settings, executor: Executor) -> SessionServ
         executor=executor,
         default_ttl_seconds=settings.session_default_ttl_seconds,
         max_ttl_seconds=settings.session_max_ttl_seconds,
+        clock=clock,
     )
 
 

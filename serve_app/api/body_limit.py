@@ -1,4 +1,5 @@
-"""An ASGI middleware that caps request bodies, whether or not the client sent Content-Length."""
+"""An ASGI middleware for request bodies: capped at 2 MiB whether or not the client sent
+Content-Length, and always read as JSON whatever Content-Type says (the API speaks only JSON)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
+        headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+        scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._reject(scope, receive, send)

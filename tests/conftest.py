@@ -1,0 +1,57 @@
+"""Shared fixtures: settings rooted in a temp dir, the in-process service, and a session in it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from serve_app.api.app import create_app
+from serve_app.config import Settings
+from serve_app.domain.service import SessionService
+from serve_app.wiring import build_executor, build_session_service
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        workspace_root=tmp_path / "workspaces",
+        artifact_root=tmp_path / "artifacts",
+        source_repo_roots=[str(tmp_path)],
+        extra_tool_families=["tests.support.slow_tools:TOOLS"],
+    )
+
+
+@pytest.fixture
+def service(settings: Settings) -> SessionService:
+    return build_session_service(settings, build_executor(settings))
+
+
+@pytest.fixture
+def client(service: SessionService) -> Iterator[TestClient]:
+    with TestClient(create_app(service)) as test_client:
+        yield test_client
+
+
+def principal(tenant: str = "tenant-a", actor: str = "agent-1", roles: list[str] | None = None) -> dict[str, object]:
+    return {"tenant_id": tenant, "actor_id": actor, "roles": roles if roles is not None else ["developer"]}
+
+
+def open_session(client: TestClient, **fields: object) -> dict[str, object]:
+    body: dict[str, object] = {"principal": principal()}
+    body.update(fields)
+    response = client.post("/v1/sessions", json=body)
+    assert response.status_code == 201, response.text
+    session: dict[str, object] = response.json()["session"]
+    return session
+
+
+def invoke(
+    client: TestClient, session_id: object, tool: str, args: object = None, **body: object
+) -> tuple[int, dict[str, object]]:
+    payload: dict[str, object] = {"args": args}
+    payload.update(body)
+    response = client.post(f"/v1/sessions/{session_id}/tools/{tool}/invoke", json=payload)
+    return response.status_code, response.json()

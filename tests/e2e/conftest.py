@@ -1,0 +1,76 @@
+"""One real Ray Serve cluster per test session, serving the application over HTTP on loopback.
+
+Ray is started with a declared (fake) GPU so that the tests can see that CPU-only executor
+replicas hide the node's GPUs from their tools.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class ServeApp:
+    url: str
+    data: Path
+
+
+@pytest.fixture(scope="session")
+def serve_app() -> Iterator[ServeApp]:
+    import ray
+    from ray import serve
+
+    from serve_app.app import build_app
+    from serve_app.config import Settings
+
+    # Replicas import the test-only tool family from the repository.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    data = Path(tempfile.mkdtemp(prefix="ws-e2e-"))
+    ray.init(
+        address="local",
+        num_cpus=2,
+        num_gpus=1,
+        include_dashboard=False,
+        _temp_dir=str(data / "ray"),
+        logging_level="WARNING",
+        log_to_driver=False,
+    )
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    settings = Settings(
+        workspace_root=data / "workspaces",
+        artifact_root=data / "artifacts",
+        source_repo_roots=[str(data)],
+        extra_tool_families=["tests.support.slow_tools:TOOLS"],
+    )
+    serve.run(build_app(settings), name="workspace", route_prefix="/")
+    try:
+        yield ServeApp(url=f"http://127.0.0.1:{port}", data=data)
+    finally:
+        ray.shutdown()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture
+def http(serve_app: ServeApp) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=serve_app.url, timeout=60) as client:
+        yield client

@@ -19,6 +19,7 @@ install: $(STAMP)
 ## Serve on 127.0.0.1:50053 with in-memory stores and local workspaces under .data/ (Ctrl-C stops).
 run: install
 	mkdir -p $(DATA)
+	WORKSPACE_ROOT=$(CURDIR)/$(DATA)/workspaces ARTIFACT_ROOT=$(CURDIR)/$(DATA)/artifacts \
 	RAY_ADDRESS=local RAY_USAGE_STATS_ENABLED=0 $(BIN)/serve run ray_config/local.yaml
 
 ## Lint, type-check and run the whole suite (unit, HTTP contract, Ray Serve end-to-end).

@@ -1,8 +1,6 @@
 """The Ray Serve application: three deployments composed by `build_app`. The only module that
 imports Ray; each deployment is a thin shell around plain-Python services."""
 
-from __future__ import annotations
-
 import asyncio
 import logging
 import os
@@ -51,7 +49,7 @@ async def _remote(call: Awaitable[T]) -> T:
 class HandleExecutor:
     """The executor port over a DeploymentHandle to ToolExecutor."""
 
-    def __init__(self, handle: DeploymentHandle) -> None:
+    def __init__(self, handle: DeploymentHandle[Any]) -> None:
         self._handle = handle
 
     async def execute(self, request: ExecutionRequest) -> ExecutionResult:
@@ -62,42 +60,39 @@ class HandleExecutor:
 class HandleSessionManager:
     """The HTTP layer's session-manager port over a DeploymentHandle to SessionManager."""
 
-    def __init__(self, handle: DeploymentHandle) -> None:
+    def __init__(self, handle: DeploymentHandle[Any]) -> None:
         self._handle = handle
 
     async def create_session(self, request: CreateSession) -> Session:
-        return await _remote(self._handle.create_session.remote(request))  # type: ignore[no-any-return]
+        return await _remote(self._handle.create_session.remote(request))
 
     async def get_session(self, session_id: str) -> Session:
-        return await _remote(self._handle.get_session.remote(session_id))  # type: ignore[no-any-return]
+        return await _remote(self._handle.get_session.remote(session_id))
 
     async def close_session(self, session_id: str) -> None:
         await _remote(self._handle.close_session.remote(session_id))
 
     async def list_tools(self, session_id: str) -> list[Capability]:
-        return await _remote(self._handle.list_tools.remote(session_id))  # type: ignore[no-any-return]
+        return await _remote(self._handle.list_tools.remote(session_id))
 
-    async def invoke(self, session_id: str, tool_name: str, command: InvokeCommand) -> InvokeOutcome:
-        return await _remote(  # type: ignore[no-any-return]
+    async def invoke(
+        self, session_id: str, tool_name: str, command: InvokeCommand
+    ) -> InvokeOutcome:
+        return await _remote(
             self._handle.invoke.remote(session_id, tool_name, command)
         )
 
     async def get_invocation(self, invocation_id: str) -> Invocation:
-        return await _remote(self._handle.get_invocation.remote(invocation_id))  # type: ignore[no-any-return]
+        return await _remote(self._handle.get_invocation.remote(invocation_id))
 
     async def get_logs(self, invocation_id: str) -> list[LogLine] | None:
-        return await _remote(self._handle.get_logs.remote(invocation_id))  # type: ignore[no-any-return]
+        return await _remote(self._handle.get_logs.remote(invocation_id))
 
     async def get_artifacts(self, invocation_id: str) -> list[Artifact] | None:
-        return await _remote(self._handle.get_artifacts.remote(invocation_id))  # type: ignore[no-any-return]
+        return await _remote(self._handle.get_artifacts.remote(invocation_id))
 
 
-@serve.deployment(
-    name="ToolExecutor",
-    max_ongoing_requests=256,
-    ray_actor_options={"num_cpus": 0.25, "num_gpus": 0},
-)
-class ToolExecutor:
+class ToolExecutorReplica:
     def __init__(self, settings: Settings) -> None:
         if not ray.get_gpu_ids():
             # A replica without a GPU must not see the node's GPUs, nor let its tools see them.
@@ -111,13 +106,10 @@ class ToolExecutor:
         return os.environ.get("CUDA_VISIBLE_DEVICES")
 
 
-@serve.deployment(
-    name="SessionManager",
-    max_ongoing_requests=1024,
-    ray_actor_options={"num_cpus": 0.25},
-)
-class SessionManager:
-    async def __init__(self, executor: DeploymentHandle, settings: Settings) -> None:
+class SessionManagerReplica:
+    async def __init__(  # type: ignore[misc]  # Serve awaits async constructors
+        self, executor: DeploymentHandle[Any], settings: Settings
+    ) -> None:
         self._service = build_session_service(settings, HandleExecutor(executor))
         self._sweeper = asyncio.create_task(
             run_sweeper(self._service, settings.sweep_interval_seconds)
@@ -135,7 +127,9 @@ class SessionManager:
     async def list_tools(self, session_id: str) -> list[Capability]:
         return await self._service.list_tools(session_id)
 
-    async def invoke(self, session_id: str, tool_name: str, command: InvokeCommand) -> InvokeOutcome:
+    async def invoke(
+        self, session_id: str, tool_name: str, command: InvokeCommand
+    ) -> InvokeOutcome:
         return await self._service.invoke(session_id, tool_name, command)
 
     async def get_invocation(self, invocation_id: str) -> Invocation:
@@ -152,14 +146,8 @@ class SessionManager:
         await self._service.drain(timeout=10)
 
 
-@serve.deployment(
-    name="Ingress",
-    max_ongoing_requests=1024,
-    ray_actor_options={"num_cpus": 0.25},
-)
-@serve.ingress()
-class Ingress:
-    def __init__(self, session_manager: DeploymentHandle, settings: Settings) -> None:
+class IngressReplica:
+    def __init__(self, session_manager: DeploymentHandle[Any], settings: Settings) -> None:
         self._manager = HandleSessionManager(session_manager)
         self._version = settings.version
 
@@ -167,10 +155,28 @@ class Ingress:
         return create_app(self._manager, version=self._version)
 
 
+# Defaults for a small machine; ray_config/*.yaml overrides them per environment.
+ToolExecutor = serve.deployment(
+    name="ToolExecutor",
+    max_ongoing_requests=256,
+    ray_actor_options={"num_cpus": 0.25, "num_gpus": 0},
+)(ToolExecutorReplica)
+SessionManager = serve.deployment(
+    name="SessionManager",
+    max_ongoing_requests=1024,
+    ray_actor_options={"num_cpus": 0.25},
+)(SessionManagerReplica)
+Ingress = serve.deployment(
+    name="Ingress",
+    max_ongoing_requests=1024,
+    ray_actor_options={"num_cpus": 0.25},
+)(serve.ingress()(IngressReplica))
+
+
 def build_app(args: AppArgs) -> Application:
     """Compose Ingress → SessionManager → ToolExecutor with one set of settings."""
     logging.basicConfig(level=args.log_level.upper())
     executor = ToolExecutor.bind(args)
     manager = SessionManager.bind(executor, args)
-    app: Any = Ingress.bind(manager, args)
-    return app  # type: ignore[no-any-return]
+    app: Application = Ingress.bind(manager, args)
+    return app

@@ -68,4 +68,3 @@ async def run_sweeper(service: SessionService, interval_seconds: float) -> None:
                 log.info("sweeper removed %d expired sessions", removed)
         except Exception:
             log.exception("session sweep failed")
-

@@ -35,8 +35,14 @@ def client(service: SessionService) -> Iterator[TestClient]:
         yield test_client
 
 
-def principal(tenant: str = "tenant-a", actor: str = "agent-1", roles: list[str] | None = None) -> dict[str, object]:
-    return {"tenant_id": tenant, "actor_id": actor, "roles": roles if roles is not None else ["developer"]}
+def principal(
+    tenant: str = "tenant-a", actor: str = "agent-1", roles: list[str] | None = None
+) -> dict[str, object]:
+    return {
+        "tenant_id": tenant,
+        "actor_id": actor,
+        "roles": roles if roles is not None else ["developer"],
+    }
 
 
 def open_session(client: TestClient, **fields: object) -> dict[str, object]:

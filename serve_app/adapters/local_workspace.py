@@ -1,4 +1,5 @@
-"""Local workspaces: `WORKSPACE_ROOT/<tenant>/<session>/repo`, with a per-session `home` beside it."""
+"""Local workspaces: `WORKSPACE_ROOT/<tenant>/<session>/repo`, with a per-session `home`
+beside it."""
 
 from __future__ import annotations
 

@@ -61,7 +61,7 @@ def create_app(manager: SessionManagerPort, *, version: str = __version__) -> Fa
         return error_response(ErrorCode.INTERNAL, str(exc.detail), exc.status_code)
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONLineResponse:
+    async def unexpected(request: Request, _exc: Exception) -> JSONLineResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(ErrorCode.INTERNAL, "internal error")
 

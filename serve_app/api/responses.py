@@ -46,7 +46,9 @@ def wire(model: BaseModel) -> dict[str, Any]:
 
 
 def envelope(status: int = 200, **fields: Any) -> JSONLineResponse:
-    body = {key: wire(value) if isinstance(value, BaseModel) else value for key, value in fields.items()}
+    body = {
+        key: wire(value) if isinstance(value, BaseModel) else value for key, value in fields.items()
+    }
     return JSONLineResponse(body, status_code=status)
 
 

@@ -29,7 +29,8 @@ class CreateSessionRequest(StrictBody):
     repo_ref: str | None = Field(default=None, description="Branch or tag passed to --branch")
     source_repo_path: str | None = Field(
         default=None,
-        description="Server directory copied into the workspace (under WORKSPACE_SOURCE_REPO_ROOTS)",
+        description="Server directory copied into the workspace "
+        "(under WORKSPACE_SOURCE_REPO_ROOTS)",
     )
     allowed_paths: list[str] | None = Field(default=None, description='Default ["."]')
     principal: PrincipalBody | None = None

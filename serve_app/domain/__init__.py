@@ -1,1 +1,4 @@
-"""The domain: sessions, invocations, catalog and policy. Imports no Ray, FastAPI or store client."""
+"""The domain: sessions, invocations, catalog and policy.
+
+Imports no Ray, FastAPI or store client.
+"""

@@ -1,4 +1,5 @@
-"""Capability metadata (contract §4.1): what a tool is, how risky it is, which args policy inspects."""
+"""Capability metadata (contract §4.1): what a tool is, how risky it is, which args policy
+inspects."""
 
 from __future__ import annotations
 

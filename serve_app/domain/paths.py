@@ -33,7 +33,9 @@ def check_input(path: str) -> None:
         raise invalid_argument("path contains a NUL byte")
     if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
         raise invalid_argument(f"path is longer than {MAX_PATH_BYTES} bytes")
-    if any(len(part.encode("utf-8", "surrogatepass")) > MAX_COMPONENT_BYTES for part in path.split("/")):
+    if any(
+        len(part.encode("utf-8", "surrogatepass")) > MAX_COMPONENT_BYTES for part in path.split("/")
+    ):
         raise invalid_argument(f"path has a component longer than {MAX_COMPONENT_BYTES} bytes")
 
 

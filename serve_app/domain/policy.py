@@ -58,7 +58,9 @@ def evaluate(capability: Capability, session: Session, args: Any, approved: bool
 def _evaluate_fields(capability: Capability, session: Session, args: dict[str, Any]) -> Decision:
     policy = capability.policy
     for path_field in policy.path_fields:
-        for value in _values(args, path_field.field, path_field.multi, "invalid path field payload"):
+        for value in _values(
+            args, path_field.field, path_field.multi, "invalid path field payload"
+        ):
             if value and not within_allowed(workspace_relative(value), session.allowed_paths):
                 return Decision.deny("path outside allowed_paths")
     for arg_field in policy.arg_fields:
@@ -70,11 +72,24 @@ def _evaluate_fields(capability: Capability, session: Session, args: dict[str, A
         (policy.subject_fields, "allowed_nats_subjects", "subject not allowed", _match_subject),
         (policy.topic_fields, "allowed_kafka_topics", "topic not allowed", _match_pattern),
         (policy.queue_fields, "allowed_rabbit_queues", "queue not allowed", _match_pattern),
-        (policy.key_prefix_fields, "allowed_redis_key_prefixes", "key prefix not allowed",
-         _match_key_prefix),
-        (policy.namespace_fields, "allowed_k8s_namespaces", "namespace not allowed", _match_pattern),
-        (policy.registry_fields, "allowed_image_registries", "registry not allowed",
-         _match_registry),
+        (
+            policy.key_prefix_fields,
+            "allowed_redis_key_prefixes",
+            "key prefix not allowed",
+            _match_key_prefix,
+        ),
+        (
+            policy.namespace_fields,
+            "allowed_k8s_namespaces",
+            "namespace not allowed",
+            _match_pattern,
+        ),
+        (
+            policy.registry_fields,
+            "allowed_image_registries",
+            "registry not allowed",
+            _match_registry,
+        ),
     ]
     for fields, metadata_key, reason, matcher in allowlists:
         patterns = _csv(session.meta(metadata_key))
@@ -158,15 +173,17 @@ def _match_subject(value: str, pattern: str) -> bool:
 
 
 def _match_pattern(value: str, pattern: str) -> bool:
-    """`*`, exact, `prefix.>`, a single-`*` glob, or a pattern ending in `.`, `:` or `/` (prefix)."""
+    """`*`, exact, `prefix.>`, a single-`*` glob, or a prefix ending in `.`, `:` or `/`."""
     if pattern in ("*", value):
         return True
     if pattern.endswith(".>"):
         return value.startswith(pattern[:-1])
     if pattern.count("*") == 1:
         prefix, suffix = pattern.split("*")
-        return len(value) >= len(prefix) + len(suffix) and value.startswith(prefix) and value.endswith(
-            suffix
+        return (
+            len(value) >= len(prefix) + len(suffix)
+            and value.startswith(prefix)
+            and value.endswith(suffix)
         )
     if pattern[-1:] in (".", ":", "/"):
         return value.startswith(pattern)
@@ -186,4 +203,3 @@ def registry_of(image_ref: str) -> str:
 
 def _match_registry(value: str, pattern: str) -> bool:
     return _match_pattern(value, pattern) or _match_pattern(registry_of(value), pattern)
-

@@ -207,7 +207,9 @@ class SessionService:
 
     # invocations --------------------------------------------------------------------------------
 
-    async def invoke(self, session_id: str, tool_name: str, command: InvokeCommand) -> InvokeOutcome:
+    async def invoke(
+        self, session_id: str, tool_name: str, command: InvokeCommand
+    ) -> InvokeOutcome:
         session = await self.get_session(session_id)
         capability = self._catalog.get(tool_name)
         if capability is None:
@@ -280,15 +282,22 @@ class SessionService:
             )
         except TimeoutError:
             return await self._finish(
-                invocation, Failure.TIMEOUT, ErrorCode.TIMEOUT,
-                f"{capability.name} timed out after {timeout:g}s", exit_code=124, retryable=True,
+                invocation,
+                Failure.TIMEOUT,
+                ErrorCode.TIMEOUT,
+                f"{capability.name} timed out after {timeout:g}s",
+                exit_code=124,
+                retryable=True,
             )
         except ServiceError as exc:
             return await self._finish(invocation, Failure.INTERNAL, exc.code, exc.message)
         except Exception:
             log.exception("executor call failed for %s", invocation.id)
             return await self._finish(
-                invocation, Failure.INTERNAL, ErrorCode.UNAVAILABLE, "tool executor unavailable",
+                invocation,
+                Failure.INTERNAL,
+                ErrorCode.UNAVAILABLE,
+                "tool executor unavailable",
                 retryable=True,
             )
         return await self._record_result(capability, invocation, result)
@@ -306,15 +315,21 @@ class SessionService:
         except Exception:
             log.exception("could not persist artifacts of %s", invocation.id)
             return await self._finish(
-                invocation.model_copy(update=fields), Failure.INTERNAL, ErrorCode.INTERNAL,
+                invocation.model_copy(update=fields),
+                Failure.INTERNAL,
+                ErrorCode.INTERNAL,
                 "could not persist invocation artifacts",
             )
         invocation = invocation.model_copy(update=fields)
         if result.error is not None:
             failure = Failure.TIMEOUT if result.error.code == ErrorCode.TIMEOUT else Failure.TOOL
             return await self._finish(
-                invocation, failure, result.error.code, result.error.message,
-                exit_code=result.exit_code, retryable=result.error.retryable,
+                invocation,
+                failure,
+                result.error.code,
+                result.error.message,
+                exit_code=result.exit_code,
+                retryable=result.error.retryable,
             )
         try:
             check_output(capability, result.output)
@@ -322,7 +337,9 @@ class SessionService:
             return await self._finish(invocation, Failure.INTERNAL, exc.code, exc.message)
         return await self._finish(invocation, None)
 
-    async def _persist_artifacts(self, invocation_id: str, result: ExecutionResult) -> dict[str, Any]:
+    async def _persist_artifacts(
+        self, invocation_id: str, result: ExecutionResult
+    ) -> dict[str, Any]:
         artifacts: list[Artifact] = []
         for blob in result.artifacts:
             artifacts.append(
@@ -331,12 +348,16 @@ class SessionService:
         fields: dict[str, Any] = {}
         if result.output is not None:
             data = json.dumps(result.output, ensure_ascii=False).encode()
-            output = await self._artifacts.put(invocation_id, OUTPUT_ARTIFACT, "application/json", data)
+            output = await self._artifacts.put(
+                invocation_id, OUTPUT_ARTIFACT, "application/json", data
+            )
             artifacts.append(output)
             fields["output_ref"] = output.id
         if result.logs:
             lines = "".join(line.model_dump_json() + "\n" for line in result.logs).encode()
-            logs = await self._artifacts.put(invocation_id, LOGS_ARTIFACT, "application/x-ndjson", lines)
+            logs = await self._artifacts.put(
+                invocation_id, LOGS_ARTIFACT, "application/x-ndjson", lines
+            )
             artifacts.append(logs)
             fields["logs_ref"] = logs.id
         if artifacts:

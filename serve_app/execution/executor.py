@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from serve_app.domain.errors import ErrorCode, ServiceError
 from serve_app.domain.execution import ArtifactBlob, ExecutionRequest, ExecutionResult

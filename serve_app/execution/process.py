@@ -96,7 +96,7 @@ class _BoundedOutput:
     def _log(self, channel: str, line: bytes) -> None:
         if len(self.logs) < MAX_LOG_LINES:
             message = line.decode("utf-8", "replace").rstrip("\r")
-            self.logs.append(LogLine(at=utcnow(), channel=channel, message=message))  # type: ignore[arg-type]
+            self.logs.append(LogLine(at=utcnow(), channel=channel, message=message))
 
     def finish(self) -> tuple[str, list[LogLine]]:
         for channel, rest in self._partial.items():
@@ -108,9 +108,30 @@ class _BoundedOutput:
         return text, self.logs
 
 
+class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """The stream protocol plus `exited`, set the moment the child exits. (`Process.wait()` on
+    Python 3.11 also waits for every pipe to close, which a background grandchild can delay.)"""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=READ_CHUNK, loop=loop)
+        self.exited: asyncio.Future[None] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
 async def _pump(stream: asyncio.StreamReader, channel: str, sink: _BoundedOutput) -> None:
     while chunk := await stream.read(READ_CHUNK):
         sink.feed(channel, chunk)
+
+
+async def _feed(stream: asyncio.StreamWriter, data: bytes) -> None:
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        stream.write(data)
+        await stream.drain()
+    stream.close()
 
 
 def _kill_group(pid: int) -> None:
@@ -134,8 +155,10 @@ async def run_command(
     """
     if not argv:
         raise ValueError("argv must not be empty")
+    loop = asyncio.get_running_loop()
     try:
-        process = await asyncio.create_subprocess_exec(
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _ExitAwareProtocol(loop),
             *argv,
             cwd=str(cwd),
             env=dict(env),
@@ -147,20 +170,22 @@ async def run_command(
     except OSError as exc:
         message = f"cannot start {argv[0]}: {exc.strerror or exc}"
         return CommandResult(exit_code=-1, output=message, truncated=False, timed_out=False)
+    process = asyncio.subprocess.Process(transport, protocol, loop)
 
     sink = _BoundedOutput(output_limit)
     assert process.stdout is not None and process.stderr is not None
     pumps = asyncio.gather(
         _pump(process.stdout, "stdout", sink), _pump(process.stderr, "stderr", sink)
     )
-    waiter = asyncio.ensure_future(process.wait())
+    waiter = protocol.exited
+    # stdin is fed in the background so that a child that never reads it is still timed out.
+    feeder = (
+        asyncio.ensure_future(_feed(process.stdin, stdin))
+        if stdin is not None and process.stdin is not None
+        else None
+    )
     timed_out = False
     try:
-        if stdin is not None and process.stdin is not None:
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                process.stdin.write(stdin)
-                await process.stdin.drain()
-            process.stdin.close()
         done, _ = await asyncio.wait({waiter}, timeout=timeout)
         if done:
             # A background grandchild may hold the pipes open; it gets a short grace, no more.
@@ -171,10 +196,14 @@ async def run_command(
         _kill_group(process.pid)
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(waiter), KILL_GRACE_SECONDS)
-        if not pumps.done():
-            pumps.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await pumps
+        for task in (pumps, feeder):
+            if task is None:
+                continue
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        transport.close()
     output, logs = sink.finish()
     exit_code = 124 if timed_out else (process.returncode if process.returncode is not None else -1)
     return CommandResult(

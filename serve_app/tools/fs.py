@@ -25,6 +25,7 @@ import re2
 from serve_app.domain.capability import Idempotency, PathField, RiskLevel, Scope, SideEffects
 from serve_app.domain.errors import ErrorCode, invalid_argument, not_found, policy_denied
 from serve_app.domain.paths import WorkspacePath, clean
+from serve_app.execution.process import CommandResult
 from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult, define
 
 READ_DEFAULT_BYTES = 64 * 1024
@@ -100,16 +101,23 @@ def _lstat(path: Path) -> os.stat_result | None:
 LIST = define(
     name="fs.list",
     description="List files/directories under the session workspace.",
-    scope=Scope.WORKSPACE, risk=RiskLevel.LOW, approval=False,
-    side_effects=SideEffects.NONE, idempotency=Idempotency.GUARANTEED,
-    timeout=15, output_kb=256,
+    scope=Scope.WORKSPACE,
+    risk=RiskLevel.LOW,
+    approval=False,
+    side_effects=SideEffects.NONE,
+    idempotency=Idempotency.GUARANTEED,
+    timeout=15,
+    output_kb=256,
     properties={
         "path": _PATH | {"description": "Directory to list, relative to the workspace (default .)"},
         "recursive": _BOOL | {"description": "Descend into subdirectories (.git is not entered)"},
         "max_entries": _int(1, LIST_MAX) | {"description": f"Default {LIST_DEFAULT}"},
     },
-    outputs={"entries": {"type": "array"}, "count": {"type": "integer"},
-             "truncated": {"type": "boolean"}},
+    outputs={
+        "entries": {"type": "array"},
+        "count": {"type": "integer"},
+        "truncated": {"type": "boolean"},
+    },
     path_fields=[PathField(field="path")],
     examples=[{"path": ".", "recursive": False}],
 )
@@ -137,8 +145,10 @@ def _list(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
                 break
             child_info = child.stat(follow_symlinks=False)
             entries.append(_entry(ctx, Path(child.path), child_info))
-            if args.get("recursive") and stat.S_ISDIR(child_info.st_mode) and (
-                child.name not in SKIPPED_DIRS
+            if (
+                args.get("recursive")
+                and stat.S_ISDIR(child_info.st_mode)
+                and (child.name not in SKIPPED_DIRS)
             ):
                 pending.append(Path(child.path))
     return ToolResult(output={"entries": entries, "count": len(entries), "truncated": truncated})
@@ -149,16 +159,25 @@ def _list(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
 READ_FILE = define(
     name="fs.read_file",
     description="Read a text or binary file from workspace.",
-    scope=Scope.WORKSPACE, risk=RiskLevel.LOW, approval=False,
-    side_effects=SideEffects.NONE, idempotency=Idempotency.GUARANTEED,
-    timeout=20, output_kb=1024,
+    scope=Scope.WORKSPACE,
+    risk=RiskLevel.LOW,
+    approval=False,
+    side_effects=SideEffects.NONE,
+    idempotency=Idempotency.GUARANTEED,
+    timeout=20,
+    output_kb=1024,
     properties={
         "path": _PATH,
         "max_bytes": _int(1, READ_MAX_BYTES) | {"description": f"Default {READ_DEFAULT_BYTES}"},
     },
     required=["path"],
-    outputs={"path": _STRING, "encoding": _STRING, "content": _STRING,
-             "size_bytes": {"type": "integer"}, "truncated": _BOOL},
+    outputs={
+        "path": _STRING,
+        "encoding": _STRING,
+        "content": _STRING,
+        "size_bytes": {"type": "integer"},
+        "truncated": _BOOL,
+    },
     path_fields=[PathField(field="path")],
     examples=[{"path": "README.md"}],
     aliases=["fs.read"],
@@ -213,9 +232,13 @@ def _read_file(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
 WRITE_FILE = define(
     name="fs.write_file",
     description="Write a file in workspace using UTF-8 or base64 payload.",
-    scope=Scope.WORKSPACE, risk=RiskLevel.MEDIUM, approval=True,
-    side_effects=SideEffects.REVERSIBLE, idempotency=Idempotency.BEST_EFFORT,
-    timeout=20, output_kb=256,
+    scope=Scope.WORKSPACE,
+    risk=RiskLevel.MEDIUM,
+    approval=True,
+    side_effects=SideEffects.REVERSIBLE,
+    idempotency=Idempotency.BEST_EFFORT,
+    timeout=20,
+    output_kb=256,
     properties={
         "path": _PATH,
         "content": _STRING,
@@ -294,9 +317,13 @@ def _write_file(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
 MKDIR = define(
     name="fs.mkdir",
     description="Create a directory inside workspace.",
-    scope=Scope.WORKSPACE, risk=RiskLevel.MEDIUM, approval=False,
-    side_effects=SideEffects.REVERSIBLE, idempotency=Idempotency.BEST_EFFORT,
-    timeout=20, output_kb=64,
+    scope=Scope.WORKSPACE,
+    risk=RiskLevel.MEDIUM,
+    approval=False,
+    side_effects=SideEffects.REVERSIBLE,
+    idempotency=Idempotency.BEST_EFFORT,
+    timeout=20,
+    output_kb=64,
     properties={
         "path": _PATH,
         "create_parents": _BOOL | {"description": "Default true"},
@@ -342,15 +369,20 @@ _SOURCE_DEST = {
     "source_path": _PATH,
     "destination_path": _PATH,
     "overwrite": _BOOL | {"description": "Replace an existing destination (default false)"},
-    "create_parents": _BOOL | {"description": "Create missing parents of the destination (default true)"},
+    "create_parents": _BOOL
+    | {"description": "Create missing parents of the destination (default true)"},
 }
 
 MOVE = define(
     name="fs.move",
     description="Move or rename a file/directory inside workspace.",
-    scope=Scope.WORKSPACE, risk=RiskLevel.MEDIUM, approval=False,
-    side_effects=SideEffects.REVERSIBLE, idempotency=Idempotency.BEST_EFFORT,
-    timeout=20, output_kb=64,
+    scope=Scope.WORKSPACE,
+    risk=RiskLevel.MEDIUM,
+    approval=False,
+    side_effects=SideEffects.REVERSIBLE,
+    idempotency=Idempotency.BEST_EFFORT,
+    timeout=20,
+    output_kb=64,
     properties=_SOURCE_DEST,
     required=["source_path", "destination_path"],
     outputs={"source_path": _STRING, "destination_path": _STRING, "moved": _BOOL},
@@ -370,6 +402,9 @@ def _prepare_destination(
         raise invalid_argument("destination is the workspace root")
     if _is_within(destination.real, source.real):
         raise invalid_argument("destination is inside the source")
+    if _is_within(source.real, destination.real):
+        # Replacing an ancestor of the source would delete the source before it is moved/copied.
+        raise invalid_argument("source is inside the destination")
     existing = _lstat(destination.real)
     if existing is not None:
         if not args.get("overwrite", False):
@@ -404,10 +439,15 @@ def _move(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
 COPY = define(
     name="fs.copy",
     description="Copy a file/directory inside workspace.",
-    scope=Scope.WORKSPACE, risk=RiskLevel.MEDIUM, approval=False,
-    side_effects=SideEffects.REVERSIBLE, idempotency=Idempotency.BEST_EFFORT,
-    timeout=25, output_kb=64,
-    properties=_SOURCE_DEST | {"recursive": _BOOL | {"description": "Required to copy a directory"}},
+    scope=Scope.WORKSPACE,
+    risk=RiskLevel.MEDIUM,
+    approval=False,
+    side_effects=SideEffects.REVERSIBLE,
+    idempotency=Idempotency.BEST_EFFORT,
+    timeout=25,
+    output_kb=64,
+    properties=_SOURCE_DEST
+    | {"recursive": _BOOL | {"description": "Required to copy a directory"}},
     required=["source_path", "destination_path"],
     outputs={"source_path": _STRING, "destination_path": _STRING, "copied": _BOOL, "type": _STRING},
     path_fields=[PathField(field="source_path"), PathField(field="destination_path")],
@@ -500,9 +540,13 @@ def _copy(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
 DELETE = define(
     name="fs.delete",
     description="Delete a file/directory inside workspace.",
-    scope=Scope.WORKSPACE, risk=RiskLevel.HIGH, approval=True,
-    side_effects=SideEffects.IRREVERSIBLE, idempotency=Idempotency.BEST_EFFORT,
-    timeout=20, output_kb=64,
+    scope=Scope.WORKSPACE,
+    risk=RiskLevel.HIGH,
+    approval=True,
+    side_effects=SideEffects.IRREVERSIBLE,
+    idempotency=Idempotency.BEST_EFFORT,
+    timeout=20,
+    output_kb=64,
     properties={
         "path": _PATH,
         "recursive": _BOOL | {"description": "Required to delete a directory"},
@@ -538,13 +582,23 @@ def _delete(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
 STAT = define(
     name="fs.stat",
     description="Get metadata (type, size, mode, mtime) for a workspace path.",
-    scope=Scope.WORKSPACE, risk=RiskLevel.LOW, approval=False,
-    side_effects=SideEffects.NONE, idempotency=Idempotency.GUARANTEED,
-    timeout=15, output_kb=64,
+    scope=Scope.WORKSPACE,
+    risk=RiskLevel.LOW,
+    approval=False,
+    side_effects=SideEffects.NONE,
+    idempotency=Idempotency.GUARANTEED,
+    timeout=15,
+    output_kb=64,
     properties={"path": _PATH},
     required=["path"],
-    outputs={"path": _STRING, "exists": _BOOL, "type": _STRING, "size_bytes": {"type": "integer"},
-             "mode": _STRING, "modified_at": _STRING},
+    outputs={
+        "path": _STRING,
+        "exists": _BOOL,
+        "type": _STRING,
+        "size_bytes": {"type": "integer"},
+        "mode": _STRING,
+        "modified_at": _STRING,
+    },
     path_fields=[PathField(field="path")],
     examples=[{"path": "go.mod"}],
 )
@@ -555,7 +609,9 @@ def _stat(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     info = _lstat(target.real)
     if info is None:
         return ToolResult(output={"path": target.requested, "exists": False})
-    return ToolResult(output=_entry(ctx, target.real, info) | {"path": target.requested, "exists": True})
+    return ToolResult(
+        output=_entry(ctx, target.real, info) | {"path": target.requested, "exists": True}
+    )
 
 
 # fs.patch ---------------------------------------------------------------------------------------
@@ -563,18 +619,29 @@ def _stat(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
 PATCH = define(
     name="fs.patch",
     description="Apply a unified diff patch to files in the workspace.",
-    scope=Scope.WORKSPACE, risk=RiskLevel.MEDIUM, approval=True,
-    side_effects=SideEffects.REVERSIBLE, idempotency=Idempotency.BEST_EFFORT,
-    timeout=45, output_kb=1024,
+    scope=Scope.WORKSPACE,
+    risk=RiskLevel.MEDIUM,
+    approval=True,
+    side_effects=SideEffects.REVERSIBLE,
+    idempotency=Idempotency.BEST_EFFORT,
+    timeout=45,
+    output_kb=1024,
     properties={
         "unified_diff": {"type": "string", "minLength": 1, "maxLength": PATCH_MAX_BYTES},
-        "strategy": {"type": "string", "enum": ["apply", "reject_on_conflict"],
-                     "description": "reject_on_conflict (default) applies all hunks or none; "
-                                    "apply falls back to a three-way merge in git repositories"},
+        "strategy": {
+            "type": "string",
+            "enum": ["apply", "reject_on_conflict"],
+            "description": "reject_on_conflict (default) applies all hunks or none; "
+            "apply falls back to a three-way merge in git repositories",
+        },
     },
     required=["unified_diff"],
-    outputs={"applied": _BOOL, "strategy": _STRING, "changed_paths": {"type": "array"},
-             "output": _STRING},
+    outputs={
+        "applied": _BOOL,
+        "strategy": _STRING,
+        "changed_paths": {"type": "array"},
+        "output": _STRING,
+    },
     examples=[{"unified_diff": "--- a/x.txt\n+++ b/x.txt\n@@ -1 +1 @@\n-old\n+new\n"}],
 )
 
@@ -582,21 +649,54 @@ _HEADER_PREFIXES = ("+++ ", "--- ", "rename from ", "rename to ", "copy from ", 
 
 
 def patch_paths(diff: str) -> list[str]:
-    """Every file a unified diff touches, with the a/ b/ prefixes removed."""
+    """Every file a unified diff names, as `git apply` (-p1) reads it: ---/+++ names lose their
+    first component (a/, b/ or anything else); rename/copy names are taken as they are."""
     paths: set[str] = set()
     for line in diff.splitlines():
         prefix = next((p for p in _HEADER_PREFIXES if line.startswith(p)), None)
         if prefix is None:
             continue
-        name = line[len(prefix):].split("\t", 1)[0].strip()
+        name = line[len(prefix) :].split("\t", 1)[0].strip()
         if len(name) >= 2 and name[0] == '"' and name[-1] == '"':
             name = name[1:-1]
         if name == "/dev/null" or not name:
             continue
-        if prefix in ("+++ ", "--- ") and name[:2] in ("a/", "b/"):
-            name = name[2:]
+        if prefix in ("+++ ", "--- ") and "/" in name:
+            name = name.split("/", 1)[1]
         paths.add(clean(name))
     return sorted(paths)
+
+
+def _apply_failed(result: CommandResult, strategy: str) -> ToolFailed:
+    output = {"applied": False, "strategy": strategy, "changed_paths": [], "output": result.output}
+    if result.timed_out:
+        return ToolFailed(
+            ErrorCode.TIMEOUT, "git apply timed out", exit_code=124, output=output, logs=result.logs
+        )
+    first = next((line for line in result.output.splitlines() if line.strip()), "git apply failed")
+    return ToolFailed(
+        ErrorCode.EXECUTION_FAILED,
+        f"patch did not apply: {first}",
+        exit_code=result.exit_code or 1,
+        output=output,
+        logs=result.logs,
+    )
+
+
+async def _git_targets(ctx: ToolContext, diff: str, strategy: str) -> list[str]:
+    """The files `git apply` itself would touch (`--numstat -z` parses and applies nothing); this
+    includes `diff --git` entries without ---/+++ lines, such as empty new files."""
+    result = await ctx.run(
+        ["git", "apply", "--numstat", "-z", "-"],
+        cwd=ctx.workspace,
+        timeout=ctx.remaining(),
+        stdin=diff.encode("utf-8"),
+        output_limit=4 * PATCH_MAX_BYTES,
+    )
+    if result.timed_out or result.exit_code != 0 or result.truncated:
+        raise _apply_failed(result, strategy)
+    records = (record.split("\t", 2) for record in result.output.split("\0"))
+    return [fields[2] for fields in records if len(fields) == 3 and fields[2]]
 
 
 async def _patch(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
@@ -607,6 +707,8 @@ async def _patch(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
         raise invalid_argument("unified_diff has no file headers (--- / +++ lines)")
     for path in paths:
         ctx.path(path, follow_final=False)
+    for path in await _git_targets(ctx, diff, strategy):
+        ctx.path(path, follow_final=False)
     argv = ["git", "apply", "--whitespace=nowarn"]
     if strategy == "apply" and (ctx.workspace / ".git").exists():
         argv.append("--3way")
@@ -614,15 +716,14 @@ async def _patch(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     result = await ctx.run(
         argv, cwd=ctx.workspace, timeout=ctx.remaining(), stdin=diff.encode("utf-8")
     )
-    output = {"applied": result.exit_code == 0, "strategy": strategy,
-              "changed_paths": paths if result.exit_code == 0 else [], "output": result.output}
-    if result.timed_out:
-        raise ToolFailed(ErrorCode.TIMEOUT, "git apply timed out", exit_code=124, output=output,
-                         logs=result.logs)
-    if result.exit_code != 0:
-        first = next((line for line in result.output.splitlines() if line.strip()), "git apply failed")
-        raise ToolFailed(ErrorCode.EXECUTION_FAILED, f"patch did not apply: {first}",
-                         exit_code=result.exit_code, output=output, logs=result.logs)
+    if result.timed_out or result.exit_code != 0:
+        raise _apply_failed(result, strategy)
+    output = {
+        "applied": True,
+        "strategy": strategy,
+        "changed_paths": paths,
+        "output": result.output,
+    }
     return ToolResult(output=output, logs=result.logs, exit_code=0)
 
 
@@ -631,13 +732,21 @@ async def _patch(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
 SEARCH = define(
     name="fs.search",
     description="Search file contents using regex pattern.",
-    scope=Scope.WORKSPACE, risk=RiskLevel.LOW, approval=False,
-    side_effects=SideEffects.NONE, idempotency=Idempotency.GUARANTEED,
-    timeout=30, output_kb=512,
+    scope=Scope.WORKSPACE,
+    risk=RiskLevel.LOW,
+    approval=False,
+    side_effects=SideEffects.NONE,
+    idempotency=Idempotency.GUARANTEED,
+    timeout=30,
+    output_kb=512,
     properties={
         "path": _PATH | {"description": "File or directory to search (default .)"},
-        "pattern": {"type": "string", "minLength": 1, "maxLength": SEARCH_PATTERN_MAX,
-                    "description": "RE2 regular expression (linear time; no backreferences)"},
+        "pattern": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": SEARCH_PATTERN_MAX,
+            "description": "RE2 regular expression (linear time; no backreferences)",
+        },
         "max_results": _int(1, SEARCH_MAX) | {"description": f"Default {SEARCH_DEFAULT}"},
     },
     required=["pattern"],
@@ -686,7 +795,11 @@ def _search(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
                     truncated = True
                     break
                 matches.append(
-                    {"path": _display(ctx, path), "line": number, "snippet": line[:SNIPPET_MAX_CHARS]}
+                    {
+                        "path": _display(ctx, path),
+                        "line": number,
+                        "snippet": line[:SNIPPET_MAX_CHARS],
+                    }
                 )
     return ToolResult(output={"matches": matches, "count": len(matches), "truncated": truncated})
 

@@ -82,7 +82,9 @@ def test_missing_content_type_is_read_as_json(client: TestClient) -> None:
 
 def test_bodies_over_two_mib_are_refused(client: TestClient) -> None:
     big = b'{"principal": {}, "metadata": {"k": "' + b"x" * (2 * 1024 * 1024) + b'"}}'
-    response = client.post("/v1/sessions", content=big, headers={"content-type": "application/json"})
+    response = client.post(
+        "/v1/sessions", content=big, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
 
@@ -100,7 +102,9 @@ def test_wrong_methods_are_405(client: TestClient, method: str, template: str) -
     wrong = "PUT" if method != "PUT" else "PATCH"
     response = client.request(wrong, path)
     assert response.status_code == 405
-    assert response.json() == {"error": {"code": "method_not_allowed", "message": "method not allowed"}}
+    assert response.json() == {
+        "error": {"code": "method_not_allowed", "message": "method not allowed"}
+    }
 
 
 def test_unknown_routes_are_json_404(client: TestClient) -> None:
@@ -136,8 +140,14 @@ def test_openapi_documents_every_route_and_error(client: TestClient) -> None:
     invoke = paths["/v1/sessions/{session_id}/tools/{tool_name}/invoke"]["post"]
     assert {"400", "403", "404", "428", "500", "504"} <= set(invoke["responses"])
     schemas = spec["components"]["schemas"]
-    assert {"CreateSessionRequest", "InvokeToolRequest", "Invocation", "Session", "Capability",
-            "ErrorEnvelope"} <= set(schemas)
+    assert {
+        "CreateSessionRequest",
+        "InvokeToolRequest",
+        "Invocation",
+        "Session",
+        "Capability",
+        "ErrorEnvelope",
+    } <= set(schemas)
     assert "/healthz" in paths and "/metrics" in paths
 
 
@@ -149,11 +159,29 @@ def test_tool_listing_is_sorted_filtered_and_complete(client: TestClient) -> Non
     assert names == sorted(names)
     assert "fs.write_file" in names and "fs.patch" in names
     assert "fs.delete" not in names
-    admin_names = [t["name"] for t in client.get(f"/v1/sessions/{admin['id']}/tools").json()["tools"]]
+    admin_names = [
+        t["name"] for t in client.get(f"/v1/sessions/{admin['id']}/tools").json()["tools"]
+    ]
     assert "fs.delete" in admin_names
-    fields = {"name", "description", "input_schema", "output_schema", "scope", "side_effects",
-              "risk_level", "requires_approval", "idempotency", "constraints", "preconditions",
-              "postconditions", "cost_hint", "policy", "observability", "examples", "aliases"}
+    fields = {
+        "name",
+        "description",
+        "input_schema",
+        "output_schema",
+        "scope",
+        "side_effects",
+        "risk_level",
+        "requires_approval",
+        "idempotency",
+        "constraints",
+        "preconditions",
+        "postconditions",
+        "cost_hint",
+        "policy",
+        "observability",
+        "examples",
+        "aliases",
+    }
     for tool in tools:
         assert fields <= set(tool), tool["name"]
         assert tool["input_schema"]["type"] == "object"

@@ -16,8 +16,9 @@ from tests.conftest import invoke, open_session, principal
 
 def test_success_envelope_and_record(client: TestClient) -> None:
     session = open_session(client)
-    status, body = invoke(client, session["id"], "fs.write_file", {"path": "a.txt", "content": "hi"},
-                          approved=True)
+    status, body = invoke(
+        client, session["id"], "fs.write_file", {"path": "a.txt", "content": "hi"}, approved=True
+    )
     assert status == 200
     invocation = body["invocation"]
     assert re.fullmatch(r"inv-[0-9a-f]{16}", invocation["id"])
@@ -66,7 +67,10 @@ def test_failed_tool_keeps_logs_and_exit_code(client: TestClient) -> None:
     logs = client.get(f"/v1/invocations/{invocation['id']}/logs").json()["logs"]
     assert logs and any("patch failed" in line["message"] for line in logs)
     assert {line["channel"] for line in logs} <= {"stdout", "stderr"}
-    names = {a["name"] for a in client.get(f"/v1/invocations/{invocation['id']}/artifacts").json()["artifacts"]}
+    names = {
+        a["name"]
+        for a in client.get(f"/v1/invocations/{invocation['id']}/artifacts").json()["artifacts"]
+    }
     assert names == {"invocation-output.json", "invocation-logs.jsonl"}
     assert invocation["logs_ref"]
     assert Path(str(session["workspace_path"]), "x.txt").read_text() == "one\n"
@@ -89,7 +93,10 @@ def test_approval_is_required_for_gated_tools(client: TestClient) -> None:
     session = open_session(client)
     status, body = invoke(client, session["id"], "fs.write_file", {"path": "a", "content": "x"})
     assert status == 428
-    assert body["error"] == {"code": "approval_required", "message": "tool requires explicit approval"}
+    assert body["error"] == {
+        "code": "approval_required",
+        "message": "tool requires explicit approval",
+    }
     assert body["invocation"]["status"] == "denied"
     assert not Path(str(session["workspace_path"]), "a").exists()
 
@@ -130,15 +137,18 @@ def test_invalid_args_are_400_naming_the_field(client: TestClient) -> None:
 def test_unknown_session_or_tool_is_404_without_a_record(client: TestClient) -> None:
     session = open_session(client)
     status, body = invoke(client, "session-ffffffffffffffff", "fs.read_file", {"path": "a"})
-    assert status == 404 and body == {"error": {"code": "not_found", "message": "session not found"}}
+    assert status == 404 and body == {
+        "error": {"code": "not_found", "message": "session not found"}
+    }
     status, body = invoke(client, session["id"], "nope.tool", {})
     assert status == 404 and body == {"error": {"code": "not_found", "message": "tool not found"}}
 
 
 def test_aliases_invoke_the_canonical_tool(client: TestClient) -> None:
     session = open_session(client)
-    status, body = invoke(client, session["id"], "fs.write", {"path": "n.txt", "content": "alias"},
-                          approved=True)
+    status, body = invoke(
+        client, session["id"], "fs.write", {"path": "n.txt", "content": "alias"}, approved=True
+    )
     assert status == 200 and body["invocation"]["tool_name"] == "fs.write_file"
     status, body = invoke(client, session["id"], "fs.read", {"path": "n.txt"})
     assert body["invocation"]["output"]["content"] == "alias"
@@ -146,8 +156,9 @@ def test_aliases_invoke_the_canonical_tool(client: TestClient) -> None:
 
 def test_timeout_is_504_and_retryable(client: TestClient, tmp_path: Path) -> None:
     session = open_session(client)
-    status, body = invoke(client, session["id"], "test.hang", {"seconds": 30,
-                                                               "pid_file": str(tmp_path / "pid")})
+    status, body = invoke(
+        client, session["id"], "test.hang", {"seconds": 30, "pid_file": str(tmp_path / "pid")}
+    )
     assert status == 504
     assert body["error"]["code"] == "timeout"
     assert body["invocation"]["status"] == "failed"
@@ -155,13 +166,27 @@ def test_timeout_is_504_and_retryable(client: TestClient, tmp_path: Path) -> Non
     assert body["invocation"]["error"]["retryable"] is True
 
 
-def test_correlation_replay_returns_the_first_invocation_without_running_again(client: TestClient) -> None:
+def test_correlation_replay_returns_the_first_invocation_without_running_again(
+    client: TestClient,
+) -> None:
     session = open_session(client)
-    first = invoke(client, session["id"], "fs.write_file", {"path": "c.txt", "content": "first"},
-                   approved=True, correlation_id="run-1")[1]["invocation"]
+    first = invoke(
+        client,
+        session["id"],
+        "fs.write_file",
+        {"path": "c.txt", "content": "first"},
+        approved=True,
+        correlation_id="run-1",
+    )[1]["invocation"]
     assert first["correlation_id"] == "run-1"
-    status, body = invoke(client, session["id"], "fs.write_file", {"path": "c.txt", "content": "second"},
-                          approved=True, correlation_id="run-1")
+    status, body = invoke(
+        client,
+        session["id"],
+        "fs.write_file",
+        {"path": "c.txt", "content": "second"},
+        approved=True,
+        correlation_id="run-1",
+    )
     assert status == 200
     assert body["invocation"] == first
     assert Path(str(session["workspace_path"]), "c.txt").read_text() == "first"
@@ -173,7 +198,9 @@ def test_correlation_from_header_and_replay_of_denials(client: TestClient) -> No
     headers = {"X-Correlation-Id": "hdr-1"}
     denied = client.post(url, json={"args": {"path": "d", "content": "x"}}, headers=headers)
     assert denied.status_code == 428
-    replay = client.post(url, json={"args": {"path": "d", "content": "x"}, "approved": True}, headers=headers)
+    replay = client.post(
+        url, json={"args": {"path": "d", "content": "x"}, "approved": True}, headers=headers
+    )
     assert replay.status_code == 200
     assert replay.json()["invocation"]["id"] == denied.json()["invocation"]["id"]
     assert replay.json()["invocation"]["status"] == "denied"
@@ -183,23 +210,35 @@ def test_correlation_is_keyed_per_session_and_tool(client: TestClient) -> None:
     a, b = open_session(client), open_session(client)
     ids = set()
     for session in (a, b):
-        _, body = invoke(client, session["id"], "fs.write_file", {"path": "s.txt", "content": str(session["id"])},
-                         approved=True, correlation_id="shared")
+        _, body = invoke(
+            client,
+            session["id"],
+            "fs.write_file",
+            {"path": "s.txt", "content": str(session["id"])},
+            approved=True,
+            correlation_id="shared",
+        )
         ids.add(body["invocation"]["id"])
-        _, body = invoke(client, session["id"], "fs.read_file", {"path": "s.txt"}, correlation_id="shared")
+        _, body = invoke(
+            client, session["id"], "fs.read_file", {"path": "s.txt"}, correlation_id="shared"
+        )
         assert body["invocation"]["output"]["content"] == session["id"]
         ids.add(body["invocation"]["id"])
     assert len(ids) == 4
 
 
-def test_concurrent_replays_run_the_tool_once(service: SessionService, tmp_path: Path) -> None:
+def test_concurrent_replays_run_the_tool_once(service: SessionService) -> None:
     async def scenario() -> set[str]:
         from serve_app.domain.models import Principal
         from serve_app.domain.service import CreateSession
 
-        session = await service.create_session(CreateSession(principal=Principal(tenant_id="t", actor_id="a")))
+        session = await service.create_session(
+            CreateSession(principal=Principal(tenant_id="t", actor_id="a"))
+        )
         command = InvokeCommand(args={"seconds": 0.2}, correlation_id="once")
-        outcomes = await asyncio.gather(*(service.invoke(session.id, "test.sleep", command) for _ in range(5)))
+        outcomes = await asyncio.gather(
+            *(service.invoke(session.id, "test.sleep", command) for _ in range(5))
+        )
         return {outcome.invocation.id for outcome in outcomes}
 
     assert len(asyncio.run(scenario())) == 1
@@ -210,9 +249,15 @@ def test_slow_tools_do_not_block_fast_ones(service: SessionService) -> None:
         from serve_app.domain.models import Principal
         from serve_app.domain.service import CreateSession
 
-        session = await service.create_session(CreateSession(principal=Principal(tenant_id="t", actor_id="a")))
-        slow = [asyncio.create_task(service.invoke(session.id, "test.sleep", InvokeCommand(args={"seconds": 2})))
-                for _ in range(16)]
+        session = await service.create_session(
+            CreateSession(principal=Principal(tenant_id="t", actor_id="a"))
+        )
+        slow = [
+            asyncio.create_task(
+                service.invoke(session.id, "test.sleep", InvokeCommand(args={"seconds": 2}))
+            )
+            for _ in range(16)
+        ]
         await asyncio.sleep(0)
         fast = await service.invoke(session.id, "fs.list", InvokeCommand(args={}))
         pending = sum(not task.done() for task in slow)
@@ -227,4 +272,6 @@ def test_invocation_read_routes_404_for_unknown_ids(client: TestClient) -> None:
     for suffix in ("", "/logs", "/artifacts"):
         response = client.get(f"/v1/invocations/inv-0000000000000000{suffix}")
         assert response.status_code == 404
-        assert response.json() == {"error": {"code": "not_found", "message": "invocation not found"}}
+        assert response.json() == {
+            "error": {"code": "not_found", "message": "invocation not found"}
+        }

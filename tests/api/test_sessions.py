@@ -16,7 +16,9 @@ from serve_app.wiring import build_executor, build_session_service
 from tests.conftest import open_session, principal
 
 
-def test_create_session_returns_201_with_the_contract_fields(client: TestClient, settings: Settings) -> None:
+def test_create_session_returns_201_with_the_contract_fields(
+    client: TestClient, settings: Settings
+) -> None:
     response = client.post(
         "/v1/sessions",
         json={"principal": principal(), "metadata": {"team": "x"}, "expires_in_seconds": 120},
@@ -69,7 +71,9 @@ def test_missing_principal_fields_are_400(client: TestClient) -> None:
         assert response.json()["error"] == {"code": "invalid_argument", "message": message}
 
 
-def test_unsafe_ids_are_refused_without_touching_disk(client: TestClient, settings: Settings) -> None:
+def test_unsafe_ids_are_refused_without_touching_disk(
+    client: TestClient, settings: Settings
+) -> None:
     for body in [
         {"principal": principal(), "session_id": "../escape"},
         {"principal": principal(), "session_id": "a/b"},
@@ -85,7 +89,9 @@ def test_unsafe_ids_are_refused_without_touching_disk(client: TestClient, settin
 def test_client_session_id_is_used_and_cannot_be_taken_twice(client: TestClient) -> None:
     session = open_session(client, session_id="agent-a.run_1")
     assert session["id"] == "agent-a.run_1"
-    response = client.post("/v1/sessions", json={"principal": principal(), "session_id": "agent-a.run_1"})
+    response = client.post(
+        "/v1/sessions", json={"principal": principal(), "session_id": "agent-a.run_1"}
+    )
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "already_exists"
 
@@ -99,13 +105,17 @@ def test_metadata_values_must_be_strings(client: TestClient) -> None:
 def test_allowed_paths_are_cleaned_and_may_not_escape(client: TestClient) -> None:
     session = open_session(client, allowed_paths=["sandbox/", "/docs", "./src/../lib"])
     assert session["allowed_paths"] == ["sandbox", "docs", "lib"]
-    response = client.post("/v1/sessions", json={"principal": principal(), "allowed_paths": ["../x"]})
+    response = client.post(
+        "/v1/sessions", json={"principal": principal(), "allowed_paths": ["../x"]}
+    )
     assert response.status_code == 400
 
 
 def test_ttl_above_the_maximum_is_refused(client: TestClient, settings: Settings) -> None:
     too_long = settings.session_max_ttl_seconds + 1
-    response = client.post("/v1/sessions", json={"principal": principal(), "expires_in_seconds": too_long})
+    response = client.post(
+        "/v1/sessions", json={"principal": principal(), "expires_in_seconds": too_long}
+    )
     assert response.status_code == 400
     assert "expires_in_seconds" in response.json()["error"]["message"]
 
@@ -128,7 +138,9 @@ def test_source_repo_path_is_copied_without_symlinks(client: TestClient, tmp_pat
 def test_source_repo_path_outside_the_allowed_roots_is_refused(
     client: TestClient, settings: Settings
 ) -> None:
-    response = client.post("/v1/sessions", json={"principal": principal(), "source_repo_path": "/etc"})
+    response = client.post(
+        "/v1/sessions", json={"principal": principal(), "source_repo_path": "/etc"}
+    )
     assert response.status_code == 403
     assert "WORKSPACE_SOURCE_REPO_ROOTS" in response.json()["error"]["message"]
     assert not any((settings.workspace_root / "tenant-a").glob("*"))
@@ -137,8 +149,13 @@ def test_source_repo_path_outside_the_allowed_roots_is_refused(
 def _bare_repository(tmp_path: Path) -> Path:
     work = tmp_path / "work"
     work.mkdir()
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@x"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@x",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@x",
+    }
     subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
     (work / "README.md").write_text("hello\n")
     subprocess.run(["git", "-C", str(work), "add", "."], check=True)
@@ -156,28 +173,42 @@ def test_repo_url_is_cloned_shallowly_at_the_ref(client: TestClient, tmp_path: P
     assert (workspace / "README.md").read_text() == "hello\n"
     branch = subprocess.run(
         ["git", "-C", str(workspace), "rev-parse", "--abbrev-ref", "HEAD"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert branch == "feature"
     assert session["repo_url"] == f"file://{bare}"
     assert session["repo_ref"] == "feature"
 
 
-def test_failed_clone_is_500_and_leaves_no_workspace(client: TestClient, settings: Settings, tmp_path: Path) -> None:
+def test_failed_clone_is_500_and_leaves_no_workspace(
+    client: TestClient, settings: Settings, tmp_path: Path
+) -> None:
     response = client.post(
         "/v1/sessions",
-        json={"principal": principal(), "session_id": "clone-fails",
-              "repo_url": f"file://{tmp_path}/missing.git"},
+        json={
+            "principal": principal(),
+            "session_id": "clone-fails",
+            "repo_url": f"file://{tmp_path}/missing.git",
+        },
     )
     assert response.status_code == 500
     assert response.json()["error"]["message"].startswith("git clone failed")
     assert not (settings.workspace_root / "tenant-a" / "clone-fails").exists()
     # The id is free again: nothing half-created holds it.
-    assert client.post("/v1/sessions", json={"principal": principal(), "session_id": "clone-fails"}).status_code == 201
+    assert (
+        client.post(
+            "/v1/sessions", json={"principal": principal(), "session_id": "clone-fails"}
+        ).status_code
+        == 201
+    )
 
 
 def test_option_like_repo_url_is_refused(client: TestClient) -> None:
-    response = client.post("/v1/sessions", json={"principal": principal(), "repo_url": "--upload-pack=touch /tmp/x"})
+    response = client.post(
+        "/v1/sessions", json={"principal": principal(), "repo_url": "--upload-pack=touch /tmp/x"}
+    )
     assert response.status_code == 400
 
 

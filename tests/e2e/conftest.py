@@ -42,7 +42,9 @@ def serve_app() -> Iterator[ServeApp]:
     from serve_app.config import Settings
 
     # Replicas import the test-only tool family from the repository.
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])
+    )
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     data = Path(tempfile.mkdtemp(prefix="ws-e2e-"))
     ray.init(

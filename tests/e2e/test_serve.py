@@ -1,11 +1,13 @@
 """End-to-end over HTTP through Ray Serve: the runbook smoke flow, two-agent isolation and the
-policy case of the contract's e2e scenario (§12 steps 1–3)."""
+policy case of the contract's e2e scenario (§12 steps 1-3)."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 from ray import serve
+
+from tests.e2e.conftest import ServeApp
 
 pytestmark = pytest.mark.serve
 
@@ -14,7 +16,11 @@ RUN_ID = "e2e-run-1"
 
 def create(http: httpx.Client, **fields: object) -> str:
     body: dict[str, object] = {
-        "principal": {"tenant_id": "e2e-tenant", "actor_id": "e2e-workspace", "roles": ["developer"]},
+        "principal": {
+            "tenant_id": "e2e-tenant",
+            "actor_id": "e2e-workspace",
+            "roles": ["developer"],
+        },
         "expires_in_seconds": 3600,
     }
     body.update(fields)
@@ -24,7 +30,9 @@ def create(http: httpx.Client, **fields: object) -> str:
     return session_id
 
 
-def call(http: httpx.Client, session_id: str, tool: str, args: object, **extra: object) -> httpx.Response:
+def call(
+    http: httpx.Client, session_id: str, tool: str, args: object, **extra: object
+) -> httpx.Response:
     body: dict[str, object] = {"args": args, "correlation_id": RUN_ID}
     body.update(extra)
     return http.post(f"/v1/sessions/{session_id}/tools/{tool}/invoke", json=body)
@@ -37,14 +45,18 @@ def test_runbook_smoke_flow(http: httpx.Client) -> None:
     assert http.get(f"/v1/sessions/{session_id}").json()["session"]["expires_at"]
     tools = {tool["name"] for tool in http.get(f"/v1/sessions/{session_id}/tools").json()["tools"]}
     assert {"fs.read_file", "fs.write_file", "fs.search", "fs.list"} <= tools
-    write = call(http, session_id, "fs.write", {"path": "smoke/hello.txt", "content": "hello"}, approved=True)
+    write = call(
+        http, session_id, "fs.write", {"path": "smoke/hello.txt", "content": "hello"}, approved=True
+    )
     assert write.status_code == 200, write.text
     assert write.json()["invocation"]["status"] == "succeeded"
     read = call(http, session_id, "fs.read", {"path": "smoke/hello.txt"})
     assert read.status_code == 200
     assert read.json()["invocation"]["output"]["content"] == "hello"
     invocation_id = read.json()["invocation"]["id"]
-    assert http.get(f"/v1/invocations/{invocation_id}").json()["invocation"]["status"] == "succeeded"
+    assert (
+        http.get(f"/v1/invocations/{invocation_id}").json()["invocation"]["status"] == "succeeded"
+    )
     artifacts = http.get(f"/v1/invocations/{invocation_id}/artifacts").json()["artifacts"]
     assert [a["name"] for a in artifacts] == ["invocation-output.json"]
     assert http.delete(f"/v1/sessions/{session_id}").json() == {"closed": True}
@@ -56,7 +68,9 @@ def test_two_agents_are_isolated(http: httpx.Client) -> None:
     for agent in ("agent-a", "agent-b"):
         session_id = create(http, metadata={"agent": agent})
         response = call(
-            http, session_id, "fs.write_file",
+            http,
+            session_id,
+            "fs.write_file",
             {"path": "isolation/state.txt", "content": f"state of {agent}", "create_parents": True},
             approved=True,
         )
@@ -77,7 +91,8 @@ def test_policy_case(http: httpx.Client) -> None:
     assert write.json()["error"]["code"] == "approval_required"
     assert write.json()["invocation"]["status"] == "denied"
     read = http.post(
-        f"/v1/sessions/{session_id}/tools/fs.read_file/invoke", json={"args": {"path": "outside.txt"}}
+        f"/v1/sessions/{session_id}/tools/fs.read_file/invoke",
+        json={"args": {"path": "outside.txt"}},
     )
     assert read.status_code == 403
     assert read.json()["error"]["code"] == "policy_denied"
@@ -95,6 +110,7 @@ def test_errors_cross_the_deployments_intact(http: httpx.Client) -> None:
     assert hang.json()["invocation"]["exit_code"] == 124
 
 
-def test_cpu_only_executor_hides_the_node_gpu(http: httpx.Client) -> None:
+def test_cpu_only_executor_hides_the_node_gpu(serve_app: ServeApp) -> None:
+    assert serve_app.url
     handle = serve.get_deployment_handle("ToolExecutor", "workspace")
     assert handle.visible_devices.remote().result() == ""

@@ -1,5 +1,6 @@
-"""A tool family used only by tests and benchmarks: `test.sleep` and `test.hang` wait in a child process, so it
-exercises timeouts, process-group kills and slow-tool concurrency with a real process."""
+"""A tool family used only by tests and benchmarks: `test.sleep` and `test.hang` wait in a
+child process, so they exercise timeouts, process-group kills and slow-tool concurrency with
+a real process."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult, defi
 SLEEP = define(
     name="test.sleep",
     description="Sleep in a child process (and its own child) for `seconds`; test-only.",
-    scope=Scope.WORKSPACE, risk=RiskLevel.LOW, approval=False,
-    side_effects=SideEffects.NONE, idempotency=Idempotency.GUARANTEED,
-    timeout=30, output_kb=64,
+    scope=Scope.WORKSPACE,
+    risk=RiskLevel.LOW,
+    approval=False,
+    side_effects=SideEffects.NONE,
+    idempotency=Idempotency.GUARANTEED,
+    timeout=30,
+    output_kb=64,
     properties={
         "seconds": {"type": "number", "minimum": 0, "maximum": 60},
         "pid_file": {"type": "string"},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
 
@@ -20,8 +20,10 @@ from serve_app.domain.service import InvokeCommand
 
 router = APIRouter(tags=["invocations"])
 
-NOT_FOUND = {404: {"model": ErrorEnvelope, "description": "Invocation not found"}}
-INVOKE_ERRORS = {
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorEnvelope, "description": "Invocation not found"}
+}
+INVOKE_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": InvokeErrorEnvelope, "description": "Invalid body or tool arguments"},
     403: {"model": InvokeErrorEnvelope, "description": "Denied by policy, runtime or quota"},
     404: {"model": ErrorEnvelope, "description": "Session or tool not found"},
@@ -75,7 +77,9 @@ async def get_invocation(invocation_id: str, manager: ManagerDep) -> JSONLineRes
     return envelope(invocation=await manager.get_invocation(invocation_id))
 
 
-@router.get("/v1/invocations/{invocation_id}/logs", response_model=LogsEnvelope, responses=NOT_FOUND)
+@router.get(
+    "/v1/invocations/{invocation_id}/logs", response_model=LogsEnvelope, responses=NOT_FOUND
+)
 async def get_logs(invocation_id: str, manager: ManagerDep) -> JSONLineResponse:
     """The invocation's log lines (`null` when it logged nothing)."""
     logs = await manager.get_logs(invocation_id)

@@ -31,7 +31,9 @@ ERRORS = {
     status_code=201,
     response_model=SessionEnvelope,
     responses={
-        400: ERRORS[400], 405: ERRORS[405], 500: ERRORS[500],
+        400: ERRORS[400],
+        405: ERRORS[405],
+        500: ERRORS[500],
         403: {"model": ErrorEnvelope, "description": "source_repo_path outside allowed roots"},
         409: {"model": ErrorEnvelope, "description": "session_id already in use"},
         413: {"model": ErrorEnvelope, "description": "Request body over 2 MiB"},
@@ -88,4 +90,6 @@ async def close_session(session_id: str, manager: ManagerDep) -> JSONLineRespons
 async def list_tools(session_id: str, manager: ManagerDep) -> JSONLineResponse:
     """Capabilities this session may use, sorted by name (approval-gated tools included)."""
     tools = await manager.list_tools(session_id)
-    return JSONLineResponse({"tools": [tool.model_dump(mode="json", exclude_none=True) for tool in tools]})
+    return JSONLineResponse(
+        {"tools": [tool.model_dump(mode="json", exclude_none=True) for tool in tools]}
+    )

@@ -103,7 +103,9 @@ def test_privileged_scope_allowed_for_devops_or_admin(scope: Scope, role: str) -
 
 
 def test_privileged_role_substring_does_not_count() -> None:
-    decision = evaluate(make_capability(scope=Scope.CLUSTER), make_session(["devops2"]), None, False)
+    decision = evaluate(
+        make_capability(scope=Scope.CLUSTER), make_session(["devops2"]), None, False
+    )
     assert not decision.allowed
 
 
@@ -296,7 +298,9 @@ REGISTRIES = with_policy(registry_fields=[NamedField(field="image")])
 PROFILES = with_policy(profile_fields=[NamedField(field="profile_id")])
 
 
-def meta_decision(capability: Capability, key: str, allowlist: str | None, args: dict[str, Any]) -> Any:
+def meta_decision(
+    capability: Capability, key: str, allowlist: str | None, args: dict[str, Any]
+) -> Any:
     metadata = None if allowlist is None else {key: allowlist}
     return evaluate(capability, make_session(metadata=metadata), args, approved=False)
 
@@ -445,7 +449,9 @@ def test_allowlists_ignore_absent_and_empty_values() -> None:
     assert meta_decision(SUBJECTS, key, "sandbox.>", {"path": "a"}).allowed
     assert meta_decision(SUBJECTS, key, "sandbox.>", {"subject": ""}).allowed
     assert meta_decision(SUBJECTS, key, "sandbox.>", {"subject": None}).allowed
-    assert_denied(meta_decision(SUBJECTS, key, "sandbox.>", {"subject": 7}), "invalid field payload")
+    assert_denied(
+        meta_decision(SUBJECTS, key, "sandbox.>", {"subject": 7}), "invalid field payload"
+    )
 
 
 def test_unrelated_metadata_does_not_restrict() -> None:

@@ -21,7 +21,13 @@ from serve_app.execution.process import (
 )
 
 BASE_ENV = {"PATH": DEFAULT_PATH, "LC_ALL": "C"}
-SET_BY_SERVICE = {"HOME", "LC_ALL", "GIT_TERMINAL_PROMPT", "GIT_CONFIG_NOSYSTEM", "GIT_CEILING_DIRECTORIES"}
+SET_BY_SERVICE = {
+    "HOME",
+    "LC_ALL",
+    "GIT_TERMINAL_PROMPT",
+    "GIT_CONFIG_NOSYSTEM",
+    "GIT_CEILING_DIRECTORIES",
+}
 
 
 async def run(
@@ -116,7 +122,9 @@ async def test_argv_is_not_run_through_a_shell(tmp_path: Path) -> None:
 
 async def test_output_over_limit_is_truncated_and_process_completes(tmp_path: Path) -> None:
     started = time.monotonic()
-    result = await run(["sh", "-c", "yes | head -c 5000000; echo done >&2"], tmp_path, output_limit=4096)
+    result = await run(
+        ["sh", "-c", "yes | head -c 5000000; echo done >&2"], tmp_path, output_limit=4096
+    )
     assert result.exit_code == 0
     assert result.timed_out is False
     assert result.truncated is True
@@ -175,7 +183,11 @@ async def test_background_grandchild_holding_pipes_does_not_block(tmp_path: Path
 async def test_cancellation_kills_the_process_group(tmp_path: Path) -> None:
     pid_file = tmp_path / "cancel.pid"
     task = asyncio.ensure_future(
-        run(["sh", "-c", 'sleep 30 & echo $! > "$1"; wait', "sh", str(pid_file)], tmp_path, timeout=30)
+        run(
+            ["sh", "-c", 'sleep 30 & echo $! > "$1"; wait', "sh", str(pid_file)],
+            tmp_path,
+            timeout=30,
+        )
     )
     pid = int(await wait_for_file(pid_file))
     task.cancel()

@@ -157,12 +157,7 @@ def git(cwd: Path, *args: str) -> str:
 
 def modify_diff(path: str, old: str, new: str) -> str:
     return (
-        f"diff --git a/{path} b/{path}\n"
-        f"--- a/{path}\n"
-        f"+++ b/{path}\n"
-        "@@ -1 +1 @@\n"
-        f"-{old}\n"
-        f"+{new}\n"
+        f"diff --git a/{path} b/{path}\n--- a/{path}\n+++ b/{path}\n@@ -1 +1 @@\n-{old}\n+{new}\n"
     )
 
 
@@ -300,7 +295,9 @@ async def test_list_errors(executor: ExecutionService, session: Session, workspa
 # fs.read_file -----------------------------------------------------------------------------------
 
 
-async def test_read_file_utf8(executor: ExecutionService, session: Session, workspace: Path) -> None:
+async def test_read_file_utf8(
+    executor: ExecutionService, session: Session, workspace: Path
+) -> None:
     text = "héllo wörld\nline 2\n"
     (workspace / "notes.txt").write_text(text, encoding="utf-8")
     output = await ok(executor, session, "fs.read_file", {"path": "notes.txt"})
@@ -367,7 +364,9 @@ async def test_read_file_default_limit_is_64_kib(
     assert output["size_bytes"] == 100 * 1024
 
 
-async def test_read_file_errors(executor: ExecutionService, session: Session, workspace: Path) -> None:
+async def test_read_file_errors(
+    executor: ExecutionService, session: Session, workspace: Path
+) -> None:
     (workspace / "dir").mkdir()
     await fails(executor, session, "fs.read_file", {"path": "dir"}, ErrorCode.INVALID_ARGUMENT)
     await fails(executor, session, "fs.read_file", {"path": "."}, ErrorCode.INVALID_ARGUMENT)
@@ -394,7 +393,9 @@ async def test_read_file_symlink_escaping_is_denied(
     os.symlink(outside / "secret.txt", workspace / "leak.txt")
     os.symlink(outside, workspace / "leakdir")
     for path in ("leak.txt", "leakdir/secret.txt"):
-        result = await fails(executor, session, "fs.read_file", {"path": path}, ErrorCode.POLICY_DENIED)
+        result = await fails(
+            executor, session, "fs.read_file", {"path": path}, ErrorCode.POLICY_DENIED
+        )
         assert "top secret" not in str(result.output)
 
 
@@ -407,12 +408,16 @@ async def test_read_file_follows_symlink_inside_workspace(
     assert output["content"] == "real"
 
 
-async def test_read_file_respects_allowed_paths(executor: ExecutionService, workspace: Path) -> None:
+async def test_read_file_respects_allowed_paths(
+    executor: ExecutionService, workspace: Path
+) -> None:
     (workspace / "sandbox").mkdir()
     (workspace / "sandbox" / "ok.txt").write_text("ok")
     (workspace / "private.txt").write_text("no")
     limited = make_session(workspace, ["sandbox"])
-    assert (await ok(executor, limited, "fs.read_file", {"path": "sandbox/ok.txt"}))["content"] == "ok"
+    assert (await ok(executor, limited, "fs.read_file", {"path": "sandbox/ok.txt"}))[
+        "content"
+    ] == "ok"
     await fails(executor, limited, "fs.read_file", {"path": "private.txt"}, ErrorCode.POLICY_DENIED)
 
 
@@ -423,9 +428,7 @@ async def test_write_file_creates_parents_by_default(
     executor: ExecutionService, session: Session, workspace: Path
 ) -> None:
     content = "hello wörld\n"
-    output = await ok(
-        executor, session, "fs.write_file", {"path": "a/b/c.txt", "content": content}
-    )
+    output = await ok(executor, session, "fs.write_file", {"path": "a/b/c.txt", "content": content})
     data = content.encode()
     assert output == {
         "path": "a/b/c.txt",
@@ -450,12 +453,17 @@ async def test_write_file_without_create_parents_needs_parent(
     )
     assert not (workspace / "missing").exists()
     output = await ok(
-        executor, session, "fs.write_file", {"path": "top.txt", "content": "x", "create_parents": False}
+        executor,
+        session,
+        "fs.write_file",
+        {"path": "top.txt", "content": "x", "create_parents": False},
     )
     assert output["bytes_written"] == 1
 
 
-async def test_write_file_base64(executor: ExecutionService, session: Session, workspace: Path) -> None:
+async def test_write_file_base64(
+    executor: ExecutionService, session: Session, workspace: Path
+) -> None:
     data = b"\x00\xff\x10binary"
     output = await ok(
         executor,
@@ -481,7 +489,9 @@ async def test_write_file_invalid_base64(
     assert not (workspace / "blob.bin").exists()
 
 
-async def test_write_file_size_limit(executor: ExecutionService, session: Session, workspace: Path) -> None:
+async def test_write_file_size_limit(
+    executor: ExecutionService, session: Session, workspace: Path
+) -> None:
     await fails(
         executor,
         session,
@@ -493,7 +503,11 @@ async def test_write_file_size_limit(executor: ExecutionService, session: Sessio
         executor,
         session,
         "fs.write_file",
-        {"path": "big.bin", "content": base64.b64encode(b"x" * (MIB + 1)).decode(), "encoding": "base64"},
+        {
+            "path": "big.bin",
+            "content": base64.b64encode(b"x" * (MIB + 1)).decode(),
+            "encoding": "base64",
+        },
         ErrorCode.INVALID_ARGUMENT,
     )
     assert os.listdir(workspace) == []
@@ -517,10 +531,18 @@ async def test_write_file_refuses_directories_and_root(
 ) -> None:
     (workspace / "dir").mkdir()
     await fails(
-        executor, session, "fs.write_file", {"path": "dir", "content": "x"}, ErrorCode.INVALID_ARGUMENT
+        executor,
+        session,
+        "fs.write_file",
+        {"path": "dir", "content": "x"},
+        ErrorCode.INVALID_ARGUMENT,
     )
     await fails(
-        executor, session, "fs.write_file", {"path": "/", "content": "x"}, ErrorCode.INVALID_ARGUMENT
+        executor,
+        session,
+        "fs.write_file",
+        {"path": "/", "content": "x"},
+        ErrorCode.INVALID_ARGUMENT,
     )
     assert (workspace / "dir").is_dir()
 
@@ -533,7 +555,11 @@ async def test_write_file_through_symlink_outside_is_denied(
     os.symlink(outside, workspace / "linkdir")
     for path in ("link.txt", "linkdir/secret.txt", "linkdir/new.txt"):
         await fails(
-            executor, session, "fs.write_file", {"path": path, "content": "pwned"}, ErrorCode.POLICY_DENIED
+            executor,
+            session,
+            "fs.write_file",
+            {"path": path, "content": "pwned"},
+            ErrorCode.POLICY_DENIED,
         )
     assert (outside / "secret.txt").read_text() == "top secret\n"
     assert not (outside / "new.txt").exists()
@@ -543,7 +569,9 @@ async def test_write_file_through_symlink_outside_is_denied(
 # fs.mkdir ---------------------------------------------------------------------------------------
 
 
-async def test_mkdir_defaults(executor: ExecutionService, session: Session, workspace: Path) -> None:
+async def test_mkdir_defaults(
+    executor: ExecutionService, session: Session, workspace: Path
+) -> None:
     output = await ok(executor, session, "fs.mkdir", {"path": "x/y/z"})
     assert output == {"path": "x/y/z", "created": True, "mode": "0755"}
     assert (workspace / "x" / "y" / "z").is_dir()
@@ -552,7 +580,9 @@ async def test_mkdir_defaults(executor: ExecutionService, session: Session, work
     assert again["created"] is False
 
 
-async def test_mkdir_exist_ok_false(executor: ExecutionService, session: Session, workspace: Path) -> None:
+async def test_mkdir_exist_ok_false(
+    executor: ExecutionService, session: Session, workspace: Path
+) -> None:
     (workspace / "d").mkdir()
     await fails(
         executor, session, "fs.mkdir", {"path": "d", "exist_ok": False}, ErrorCode.INVALID_ARGUMENT
@@ -567,7 +597,9 @@ async def test_mkdir_mode(executor: ExecutionService, session: Session, workspac
     assert stat.S_IMODE((workspace / "private").stat().st_mode) == 0o700
     output = await ok(executor, session, "fs.mkdir", {"path": "shared", "mode": "775"})
     assert output["mode"] == "0775"
-    await fails(executor, session, "fs.mkdir", {"path": "bad", "mode": "999"}, ErrorCode.INVALID_ARGUMENT)
+    await fails(
+        executor, session, "fs.mkdir", {"path": "bad", "mode": "999"}, ErrorCode.INVALID_ARGUMENT
+    )
     assert not (workspace / "bad").exists()
 
 
@@ -653,7 +685,10 @@ async def test_move_onto_own_ancestor_does_not_lose_data(
     (workspace / "a" / "b" / "keep.txt").write_text("keep")
     (workspace / "a" / "other.txt").write_text("other")
     result = await run(
-        executor, session, "fs.move", {"source_path": "a/b", "destination_path": "a", "overwrite": True}
+        executor,
+        session,
+        "fs.move",
+        {"source_path": "a/b", "destination_path": "a", "overwrite": True},
     )
     assert result.error is not None
     assert result.error.code == ErrorCode.INVALID_ARGUMENT
@@ -664,10 +699,18 @@ async def test_move_onto_own_ancestor_does_not_lose_data(
 async def test_move_errors(executor: ExecutionService, session: Session, workspace: Path) -> None:
     (workspace / "a.txt").write_text("A")
     await fails(
-        executor, session, "fs.move", {"source_path": ".", "destination_path": "x"}, ErrorCode.POLICY_DENIED
+        executor,
+        session,
+        "fs.move",
+        {"source_path": ".", "destination_path": "x"},
+        ErrorCode.POLICY_DENIED,
     )
     await fails(
-        executor, session, "fs.move", {"source_path": "/", "destination_path": "x"}, ErrorCode.POLICY_DENIED
+        executor,
+        session,
+        "fs.move",
+        {"source_path": "/", "destination_path": "x"},
+        ErrorCode.POLICY_DENIED,
     )
     await fails(
         executor,
@@ -765,7 +808,10 @@ async def test_copy_recursive_skips_symlinks(
     os.symlink(outside / "secret.txt", workspace / "src" / "file_link")
     os.symlink(outside, workspace / "src" / "dir_link")
     await ok(
-        executor, session, "fs.copy", {"source_path": "src", "destination_path": "dst", "recursive": True}
+        executor,
+        session,
+        "fs.copy",
+        {"source_path": "src", "destination_path": "dst", "recursive": True},
     )
     assert sorted(os.listdir(workspace / "dst")) == ["real.txt"]
     assert not (workspace / "dst" / "secret.txt").exists()
@@ -916,10 +962,13 @@ async def test_stat_file_and_directory(
     assert output["type"] == "file"
     assert output["size_bytes"] == 5
     assert output["mode"] == "0600"
-    assert abs(
-        datetime.fromisoformat(output["modified_at"]).timestamp()
-        - (workspace / "a.txt").stat().st_mtime
-    ) < 1
+    assert (
+        abs(
+            datetime.fromisoformat(output["modified_at"]).timestamp()
+            - (workspace / "a.txt").stat().st_mtime
+        )
+        < 1
+    )
     (workspace / "d").mkdir()
     assert (await ok(executor, session, "fs.stat", {"path": "d"}))["type"] == "dir"
     assert (await ok(executor, session, "fs.stat", {"path": "."}))["type"] == "dir"
@@ -949,7 +998,9 @@ async def test_patch_applies_in_plain_directory(
     executor: ExecutionService, session: Session, workspace: Path
 ) -> None:
     (workspace / "hello.txt").write_text("old\n")
-    result = await run(executor, session, "fs.patch", {"unified_diff": modify_diff("hello.txt", "old", "new")})
+    result = await run(
+        executor, session, "fs.patch", {"unified_diff": modify_diff("hello.txt", "old", "new")}
+    )
     assert result.error is None, result.output
     assert result.exit_code == 0
     assert result.output["applied"] is True
@@ -1069,9 +1120,7 @@ async def test_patch_git_header_without_file_lines_is_checked(
     (workspace / "sandbox").mkdir()
     (workspace / "sandbox" / "ok.txt").write_text("old\n")
     diff = modify_diff("sandbox/ok.txt", "old", "new") + (
-        "diff --git a/etc/planted b/etc/planted\n"
-        "new file mode 100644\n"
-        "index 0000000..e69de29\n"
+        "diff --git a/etc/planted b/etc/planted\nnew file mode 100644\nindex 0000000..e69de29\n"
     )
     limited = make_session(workspace, ["sandbox"])
     await fails(executor, limited, "fs.patch", {"unified_diff": diff}, ErrorCode.POLICY_DENIED)
@@ -1112,7 +1161,9 @@ async def test_patch_without_file_headers_is_invalid(
 # fs.search --------------------------------------------------------------------------------------
 
 
-async def test_search_finds_matches(executor: ExecutionService, session: Session, workspace: Path) -> None:
+async def test_search_finds_matches(
+    executor: ExecutionService, session: Session, workspace: Path
+) -> None:
     (workspace / "src").mkdir()
     (workspace / "src" / "a.py").write_text("import os\n\ndef main():\n    pass\n")
     (workspace / "b.py").write_text("def main_helper(): ...\n")
@@ -1175,11 +1226,13 @@ async def test_search_invalid_pattern(
     await fails(executor, session, "fs.search", {"pattern": pattern}, ErrorCode.INVALID_ARGUMENT)
 
 
-async def test_search_errors(executor: ExecutionService, session: Session, workspace: Path) -> None:
+async def test_search_errors(executor: ExecutionService, session: Session) -> None:
     await fails(
         executor, session, "fs.search", {"pattern": "x", "path": "missing"}, ErrorCode.NOT_FOUND
     )
-    await fails(executor, session, "fs.search", {"pattern": "x", "path": ".."}, ErrorCode.POLICY_DENIED)
+    await fails(
+        executor, session, "fs.search", {"pattern": "x", "path": ".."}, ErrorCode.POLICY_DENIED
+    )
 
 
 async def test_search_catastrophic_pattern_completes(

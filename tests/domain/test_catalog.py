@@ -165,7 +165,8 @@ def test_check_output_accepts_matching_output() -> None:
 
 def test_check_output_wrong_top_level_type() -> None:
     capability = with_output_schema(SCHEMA)
-    for output in ([], "text", 3):
+    outputs: list[Any] = [[], "text", 3]
+    for output in outputs:
         assert "output schema" in internal(capability, output)
 
 

@@ -1128,6 +1128,27 @@ async def test_patch_git_header_without_file_lines_is_checked(
     assert (workspace / "sandbox" / "ok.txt").read_text() == "old\n"
 
 
+async def test_patch_rename_outside_allowed_paths_is_denied(
+    executor: ExecutionService, workspace: Path
+) -> None:
+    (workspace / "sandbox").mkdir()
+    (workspace / "sandbox" / "a.txt").write_text("a\n")
+    diff = (
+        "diff --git a/sandbox/a.txt b/elsewhere/a.txt\n"
+        "similarity index 100%\n"
+        "rename from sandbox/a.txt\n"
+        "rename to elsewhere/a.txt\n"
+    )
+    limited = make_session(workspace, ["sandbox"])
+    await fails(executor, limited, "fs.patch", {"unified_diff": diff}, ErrorCode.POLICY_DENIED)
+    assert (workspace / "sandbox" / "a.txt").read_text() == "a\n"
+    assert not (workspace / "elsewhere").exists()
+    output = await ok(executor, make_session(workspace), "fs.patch", {"unified_diff": diff})
+    assert output["changed_paths"] == ["elsewhere/a.txt", "sandbox/a.txt"]
+    assert (workspace / "elsewhere" / "a.txt").read_text() == "a\n"
+    assert not (workspace / "sandbox" / "a.txt").exists()
+
+
 async def test_patch_failure_is_atomic(
     executor: ExecutionService, session: Session, workspace: Path
 ) -> None:

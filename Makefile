@@ -24,7 +24,7 @@ run: install
 
 ## Lint, type-check and run the whole suite (unit, HTTP contract, Ray Serve end-to-end).
 test: install lint typecheck
-	$(BIN)/python -m pytest -q
+	$(BIN)/python scripts/test_services.py -- $(BIN)/python -m pytest -q
 
 lint: install
 	$(BIN)/ruff check serve_app tests bench scripts
@@ -33,10 +33,10 @@ typecheck: install
 	$(BIN)/mypy
 
 unit: install
-	$(BIN)/python -m pytest -q -m "not serve"
+	$(BIN)/python scripts/test_services.py -- $(BIN)/python -m pytest -q -m "not serve"
 
 e2e: install
-	$(BIN)/python -m pytest -q -m serve
+	$(BIN)/python scripts/test_services.py -- $(BIN)/python -m pytest -q -m serve
 
 bench: install
 	$(BIN)/python bench/bench_invoke.py

@@ -8,6 +8,7 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import ray
+import redis
 from fastapi import FastAPI
 from ray import serve
 from ray.serve import Application
@@ -20,7 +21,13 @@ from serve_app.domain.errors import ErrorCode, ServiceError
 from serve_app.domain.execution import ExecutionRequest, ExecutionResult
 from serve_app.domain.models import Artifact, Invocation, LogLine, Session
 from serve_app.domain.service import CreateSession, InvokeCommand, InvokeOutcome
-from serve_app.wiring import build_executor, build_session_service, run_sweeper
+from serve_app.wiring import (
+    Stores,
+    build_executor,
+    build_session_service,
+    build_stores,
+    run_sweeper,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,9 +85,7 @@ class HandleSessionManager:
     async def invoke(
         self, session_id: str, tool_name: str, command: InvokeCommand
     ) -> InvokeOutcome:
-        return await _remote(
-            self._handle.invoke.remote(session_id, tool_name, command)
-        )
+        return await _remote(self._handle.invoke.remote(session_id, tool_name, command))
 
     async def get_invocation(self, invocation_id: str) -> Invocation:
         return await _remote(self._handle.get_invocation.remote(invocation_id))
@@ -110,9 +115,14 @@ class SessionManagerReplica:
     async def __init__(  # type: ignore[misc]  # Serve awaits async constructors
         self, executor: DeploymentHandle[Any], settings: Settings
     ) -> None:
-        self._service = build_session_service(settings, HandleExecutor(executor))
+        self._stores = build_stores(settings)
+        _refuse_unshared_replicas(self._stores)
+        await self._stores.check()
+        self._service = build_session_service(
+            settings, HandleExecutor(executor), stores=self._stores
+        )
         self._sweeper = asyncio.create_task(
-            run_sweeper(self._service, settings.sweep_interval_seconds)
+            run_sweeper(self._service, self._stores.sweeper_lease, settings.sweep_interval_seconds)
         )
 
     async def create_session(self, request: CreateSession) -> Session:
@@ -144,6 +154,43 @@ class SessionManagerReplica:
     async def __del__(self) -> None:
         self._sweeper.cancel()
         await self._service.drain(timeout=10)
+        await self._stores.close()
+
+
+def _refuse_unshared_replicas(stores: Stores) -> None:
+    """In-memory state lives in one process: more than one replica would split it."""
+    if stores.shared:
+        return
+    context = serve.get_replica_context()
+    autoscaling = context._deployment_config.autoscaling_config
+    most = max(context.world_size, autoscaling.max_replicas if autoscaling else 1)
+    if most > 1:
+        raise RuntimeError(
+            "SessionManager with in-memory stores must run exactly one replica (configured: "
+            f"{most}); set SESSION_STORE_BACKEND=valkey and INVOCATION_STORE_BACKEND=valkey "
+            "to run several"
+        )
+
+
+def _check_valkey(settings: Settings) -> None:
+    """Fail the deployment at once, naming the address, when Valkey does not answer."""
+    if not settings.uses_valkey:
+        return
+    host, port = settings.valkey_address
+    client = redis.Redis(
+        host=host,
+        port=port,
+        db=settings.valkey_db,
+        password=settings.valkey_password.get_secret_value() or None,
+        socket_timeout=settings.valkey_timeout_seconds,
+        socket_connect_timeout=settings.valkey_timeout_seconds,
+    )
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        raise RuntimeError(f"cannot reach Valkey at {host}:{port}: {exc}") from exc
+    finally:
+        client.close()
 
 
 class IngressReplica:
@@ -164,6 +211,7 @@ ToolExecutor = serve.deployment(
 SessionManager = serve.deployment(
     name="SessionManager",
     max_ongoing_requests=1024,
+    max_constructor_retry_count=3,
     ray_actor_options={"num_cpus": 0.25},
 )(SessionManagerReplica)
 Ingress = serve.deployment(
@@ -176,6 +224,7 @@ Ingress = serve.deployment(
 def build_app(args: AppArgs) -> Application:
     """Compose Ingress → SessionManager → ToolExecutor with one set of settings."""
     logging.basicConfig(level=args.log_level.upper())
+    _check_valkey(args)
     executor = ToolExecutor.bind(args)
     manager = SessionManager.bind(executor, args)
     app: Application = Ingress.bind(manager, args)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
@@ -61,11 +61,35 @@ class Settings(BaseModel):
     artifact_root: Path = Field(
         default_factory=lambda: Path(env_str("ARTIFACT_ROOT", "/tmp/swe-artifacts")())
     )
-    session_store_backend: Literal["memory"] = Field(
+    session_store_backend: Literal["memory", "valkey"] = Field(
         default_factory=env_str("SESSION_STORE_BACKEND", "memory")  # type: ignore[arg-type]
     )
-    invocation_store_backend: Literal["memory"] = Field(
+    invocation_store_backend: Literal["memory", "valkey"] = Field(
         default_factory=env_str("INVOCATION_STORE_BACKEND", "memory")  # type: ignore[arg-type]
+    )
+    session_store_key_prefix: str = Field(
+        default_factory=env_str("SESSION_STORE_KEY_PREFIX", "workspace:session")
+    )
+    session_store_ttl_seconds: int = Field(
+        default_factory=env_int("SESSION_STORE_TTL_SECONDS", 86400), ge=1
+    )
+    invocation_store_key_prefix: str = Field(
+        default_factory=env_str("INVOCATION_STORE_KEY_PREFIX", "workspace:invocation")
+    )
+    valkey_addr: str = Field(default_factory=env_str("VALKEY_ADDR", ""))
+    valkey_host: str = Field(
+        default_factory=env_str("VALKEY_HOST", "valkey.swe-ai-fleet.svc.cluster.local")
+    )
+    valkey_port: int = Field(default_factory=env_int("VALKEY_PORT", 6379), ge=1, le=65535)
+    valkey_db: int = Field(default_factory=env_int("VALKEY_DB", 0), ge=0)
+    valkey_password: SecretStr = Field(
+        default_factory=lambda: SecretStr(os.environ.get("VALKEY_PASSWORD", ""))
+    )
+    valkey_timeout_seconds: float = Field(
+        default_factory=env_int("VALKEY_TIMEOUT_SECONDS", 2), gt=0
+    )
+    inline_output_max_bytes: int = Field(
+        default_factory=env_int("WORKSPACE_INLINE_OUTPUT_MAX_BYTES", 256 * 1024), ge=0
     )
     invocation_store_ttl_seconds: int = Field(
         default_factory=env_int("INVOCATION_STORE_TTL_SECONDS", 86400), ge=0
@@ -107,5 +131,20 @@ class Settings(BaseModel):
                 raise ValueError(f"source repo root must be absolute: {root}")
         return value
 
+    @property
+    def uses_valkey(self) -> bool:
+        return "valkey" in (self.session_store_backend, self.invocation_store_backend)
+
+    @property
+    def valkey_address(self) -> tuple[str, int]:
+        """`VALKEY_ADDR` (host:port) wins over `VALKEY_HOST`/`VALKEY_PORT`."""
+        if self.valkey_addr:
+            host, _, port = self.valkey_addr.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"VALKEY_ADDR must be host:port, got {self.valkey_addr!r}")
+            return host.strip("[]"), int(port)
+        return self.valkey_host, self.valkey_port
+
     def summary(self) -> dict[str, Any]:
+        """Settings for logs: secrets appear masked."""
         return self.model_dump(mode="json")

@@ -5,21 +5,90 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
+import redis.asyncio as aioredis
+
+from serve_app.adapters import valkey
 from serve_app.adapters.artifacts import LocalArtifactStore
 from serve_app.adapters.local_workspace import LocalWorkspaceManager
-from serve_app.adapters.memory import MemoryInvocationStore, MemorySessionStore
+from serve_app.adapters.memory import MemoryInvocationStore, MemorySessionStore, ProcessLease
 from serve_app.config import Settings
 from serve_app.domain.catalog import Catalog
 from serve_app.domain.models import utcnow
-from serve_app.domain.ports import Executor
+from serve_app.domain.ports import Executor, InvocationStore, Lease, SessionStore
 from serve_app.domain.service import SessionService
 from serve_app.execution.executor import ExecutionService
 from serve_app.tools import build_registry
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stores:
+    sessions: SessionStore
+    invocations: InvocationStore
+    sweeper_lease: Lease
+    client: aioredis.Redis | None = None
+    address: str = ""
+
+    @property
+    def shared(self) -> bool:
+        """True when every replica sees the same state (both stores in Valkey)."""
+        return not isinstance(self.sessions, MemorySessionStore) and not isinstance(
+            self.invocations, MemoryInvocationStore
+        )
+
+    async def check(self) -> None:
+        if self.client is not None:
+            await valkey.ping(self.client, self.address)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+
+
+def build_stores(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Stores:
+    client: aioredis.Redis | None = None
+    address = ""
+    if settings.uses_valkey:
+        host, port = settings.valkey_address
+        address = f"{host}:{port}"
+        client = valkey.connect(
+            host,
+            port,
+            db=settings.valkey_db,
+            password=settings.valkey_password.get_secret_value(),
+            timeout_seconds=settings.valkey_timeout_seconds,
+        )
+    sessions: SessionStore
+    invocations: InvocationStore
+    if settings.session_store_backend == "valkey" and client is not None:
+        sessions = valkey.ValkeySessionStore(client, settings.session_store_key_prefix)
+    else:
+        sessions = MemorySessionStore()
+    if settings.invocation_store_backend == "valkey" and client is not None:
+        invocations = valkey.ValkeyInvocationStore(
+            client,
+            settings.invocation_store_key_prefix,
+            ttl_seconds=settings.invocation_store_ttl_seconds,
+            inline_max_bytes=settings.inline_output_max_bytes,
+        )
+    else:
+        invocations = MemoryInvocationStore(
+            clock=clock,
+            ttl_seconds=settings.invocation_store_ttl_seconds,
+            max_records=settings.invocation_store_max_records,
+        )
+    lease: Lease = ProcessLease()
+    if settings.session_store_backend == "valkey" and client is not None:
+        lease = valkey.ValkeyLease(
+            client, f"{settings.session_store_key_prefix}:sweeper-lease", secrets.token_hex(8)
+        )
+    return Stores(sessions, invocations, lease, client, address)
 
 
 def build_executor(settings: Settings) -> ExecutionService:
@@ -33,17 +102,18 @@ def build_catalog(settings: Settings) -> Catalog:
 
 
 def build_session_service(
-    settings: Settings, executor: Executor, *, clock: Callable[[], datetime] = utcnow
+    settings: Settings,
+    executor: Executor,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    stores: Stores | None = None,
 ) -> SessionService:
     settings.workspace_root.mkdir(parents=True, exist_ok=True)
     settings.artifact_root.mkdir(parents=True, exist_ok=True)
+    stores = stores or build_stores(settings, clock=clock)
     return SessionService(
-        sessions=MemorySessionStore(),
-        invocations=MemoryInvocationStore(
-            clock=clock,
-            ttl_seconds=settings.invocation_store_ttl_seconds,
-            max_records=settings.invocation_store_max_records,
-        ),
+        sessions=stores.sessions,
+        invocations=stores.invocations,
         artifacts=LocalArtifactStore(settings.artifact_root),
         workspaces=LocalWorkspaceManager(
             settings.workspace_root,
@@ -58,12 +128,19 @@ def build_session_service(
     )
 
 
-async def run_sweeper(service: SessionService, interval_seconds: float) -> None:
+async def sweep_once(service: SessionService, lease: Lease, interval_seconds: float) -> int:
+    """Sweep if this process holds the sweeper lease (one sweeper across all replicas)."""
+    if not await lease.acquire(interval_seconds * 2):
+        return 0
+    return await service.sweep_expired()
+
+
+async def run_sweeper(service: SessionService, lease: Lease, interval_seconds: float) -> None:
     """Remove expired sessions nobody touches again, every `interval_seconds`, until cancelled."""
     while True:
         await asyncio.sleep(interval_seconds)
         try:
-            removed = await service.sweep_expired()
+            removed = await sweep_once(service, lease, interval_seconds)
             if removed:
                 log.info("sweeper removed %d expired sessions", removed)
         except Exception:

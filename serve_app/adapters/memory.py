@@ -90,3 +90,10 @@ class MemoryInvocationStore:
             key = self._key(oldest)
             if key is not None and self._correlations.get(key) == oldest_id:
                 del self._correlations[key]
+
+
+class ProcessLease:
+    """The lease of a single process: always its own."""
+
+    async def acquire(self, ttl_seconds: float) -> bool:
+        return ttl_seconds > 0

@@ -31,6 +31,7 @@ STATUS_BY_FAILURE: dict[Failure, int] = {
     Failure.TOOL: 500,
     Failure.TIMEOUT: 504,
     Failure.INTERNAL: 500,
+    Failure.UNAVAILABLE: 503,
 }
 
 

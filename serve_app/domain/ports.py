@@ -65,3 +65,9 @@ class WorkspaceManager(Protocol):
 
 class Executor(Protocol):
     async def execute(self, request: ExecutionRequest) -> ExecutionResult: ...
+
+
+class Lease(Protocol):
+    async def acquire(self, ttl_seconds: float) -> bool:
+        """Take or renew the lease; False while another holder has it."""
+        ...

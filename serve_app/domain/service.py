@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 OUTPUT_ARTIFACT = "invocation-output.json"
 LOGS_ARTIFACT = "invocation-logs.jsonl"
 EXECUTOR_GRACE_SECONDS = 10.0
+TERMINAL_RETRY_PAUSES = (0.1, 0.5, 1.0, 0.0)
 MAX_METADATA_KEYS = 64
 MAX_METADATA_KEY_CHARS = 128
 MAX_METADATA_BYTES = 256 * 1024
@@ -85,6 +86,7 @@ class Failure(StrEnum):
     TOOL = "tool"
     TIMEOUT = "timeout"
     INTERNAL = "internal"
+    UNAVAILABLE = "unavailable"
 
 
 class InvokeOutcome(BaseModel):
@@ -233,14 +235,14 @@ class SessionService:
             trace_name=capability.observability.trace_name,
             span_name=capability.observability.span_name,
         )
+        # Nothing runs unless its `running` record is persisted: a store failure ends the call here.
         try:
             previous = await self._invocations.create(invocation)
-        except Exception:
+        except ServiceError:
+            raise
+        except Exception as exc:
             log.exception("could not persist invocation %s", invocation.id)
-            error = InvocationError(code=ErrorCode.INTERNAL, message="invocation store unavailable")
-            return InvokeOutcome(
-                invocation=invocation.model_copy(update={"error": error}), failure=Failure.INTERNAL
-            )
+            raise ServiceError(ErrorCode.INTERNAL, "could not persist the invocation") from exc
         if previous is not None:
             return InvokeOutcome(invocation=await self._hydrate(previous), replayed=True)
         # Shielded: a caller that goes away does not leave the record `running` forever.
@@ -290,12 +292,15 @@ class SessionService:
                 retryable=True,
             )
         except ServiceError as exc:
-            return await self._finish(invocation, Failure.INTERNAL, exc.code, exc.message)
+            failure = Failure.UNAVAILABLE if exc.code is ErrorCode.UNAVAILABLE else Failure.INTERNAL
+            return await self._finish(
+                invocation, failure, exc.code, exc.message, retryable=exc.retryable
+            )
         except Exception:
             log.exception("executor call failed for %s", invocation.id)
             return await self._finish(
                 invocation,
-                Failure.INTERNAL,
+                Failure.UNAVAILABLE,
                 ErrorCode.UNAVAILABLE,
                 "tool executor unavailable",
                 retryable=True,
@@ -390,17 +395,28 @@ class SessionService:
         if failure is not None:
             update["error"] = InvocationError(code=str(code), message=message, retryable=retryable)
         final = invocation.model_copy(update=update)
-        try:
-            await self._invocations.update(final)
-        except Exception:
-            log.exception("could not persist terminal state of %s", final.id)
+        if not await self._persist_terminal(final):
             error = InvocationError(
-                code=ErrorCode.INTERNAL, message="invocation store unavailable", retryable=True
+                code=ErrorCode.UNAVAILABLE,
+                message="the result could not be recorded: state store unavailable",
+                retryable=True,
             )
             return InvokeOutcome(
-                invocation=final.model_copy(update={"error": error}), failure=Failure.INTERNAL
+                invocation=final.model_copy(update={"error": error}), failure=Failure.UNAVAILABLE
             )
         return InvokeOutcome(invocation=final, failure=failure)
+
+    async def _persist_terminal(self, final: Invocation) -> bool:
+        """The tool has run: try hard (bounded) to record how it ended."""
+        for attempt, pause in enumerate(TERMINAL_RETRY_PAUSES):
+            try:
+                await self._invocations.update(final)
+                return True
+            except Exception:
+                log.warning("persisting %s failed (attempt %d)", final.id, attempt + 1)
+                await asyncio.sleep(pause)
+        log.error("could not persist terminal state of %s", final.id)
+        return False
 
     async def get_invocation(self, invocation_id: str) -> Invocation:
         invocation = await self._invocations.get(invocation_id)

@@ -16,10 +16,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Serve on 127.0.0.1:50053 with in-memory stores and local workspaces under .data/ (Ctrl-C stops).
+## Serve on 127.0.0.1:50053 with local workspaces under .data/ (Ctrl-C stops). State is in memory,
+## or in Valkey with `make run VALKEY_ADDR=host:port`.
 run: install
 	mkdir -p $(DATA)
 	WORKSPACE_ROOT=$(CURDIR)/$(DATA)/workspaces ARTIFACT_ROOT=$(CURDIR)/$(DATA)/artifacts \
+	$(if $(VALKEY_ADDR),VALKEY_ADDR=$(VALKEY_ADDR) SESSION_STORE_BACKEND=valkey INVOCATION_STORE_BACKEND=valkey) \
 	RAY_ADDRESS=local RAY_USAGE_STATS_ENABLED=0 $(BIN)/serve run ray_config/local.yaml
 
 ## Lint, type-check and run the whole suite (unit, HTTP contract, Ray Serve end-to-end).

@@ -5,6 +5,8 @@ Targets, each started fresh on loopback in this one run:
   serve              the application on Ray Serve (default mode)
   echo               a bare three-deployment echo chain on Ray Serve (default mode)
   serve-throughput   the application with RAY_SERVE_THROUGHPUT_OPTIMIZED=1 (direct ingress)
+  *-valkey           the same target with both stores in a real valkey-server started here
+                     (append-only, fsync every second) instead of in memory
   echo-throughput    the echo chain in the same mode
 
 For each: `fs.read_file` p50/p99 at concurrency 1, requests/s at concurrency 32, and (application
@@ -28,9 +30,21 @@ from pathlib import Path
 
 import aiohttp
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.valkey import ValkeyServer
+
 REPO = Path(__file__).resolve().parents[1]
 PRINCIPAL = {"tenant_id": "bench", "actor_id": "bench", "roles": ["developer"]}
-ALL_TARGETS = ["inprocess", "serve", "echo", "serve-throughput", "echo-throughput"]
+ALL_TARGETS = [
+    "inprocess",
+    "inprocess-valkey",
+    "serve",
+    "serve-valkey",
+    "echo",
+    "serve-throughput",
+    "echo-throughput",
+]
 
 
 @dataclass
@@ -54,11 +68,13 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
 
 
-def start(target: str, data: Path) -> tuple[subprocess.Popen[str], str]:
+def start(target: str, data: Path, valkey: str) -> tuple[subprocess.Popen[str], str]:
     kind = target.split("-")[0]
     env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}
     if target.endswith("-throughput"):
         env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
+    if target.endswith("-valkey"):
+        env["WORKSPACE_BENCH_VALKEY_ADDR"] = valkey
     port = free_port()  # Serve's throughput mode serves directly on port + 1
     process = subprocess.Popen(
         [
@@ -202,6 +218,14 @@ def report(results: dict[str, Result]) -> None:
                 f"{app} / {floor}: p50 ratio {a.p50_ms / f.p50_ms:.2f}x (goal <= 1.5x), "
                 f"throughput ratio {a.rps_c32 / f.rps_c32:.2f}x"
             )
+    for app in ("inprocess", "serve"):
+        durable = f"{app}-valkey"
+        if app in results and durable in results:
+            a, b = results[durable], results[app]
+            print(
+                f"{durable} vs {app}: p50 +{a.p50_ms - b.p50_ms:.2f} ms (goal <= +1 ms), "
+                f"throughput ratio {a.rps_c32 / b.rps_c32:.2f}x"
+            )
     if "serve" in results and "inprocess" in results:
         a, b = results["serve"], results["inprocess"]
         print(
@@ -233,15 +257,24 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args()
     results: dict[str, Result] = {}
+    targets = args.targets.split(",")
     with tempfile.TemporaryDirectory(prefix="ws-bench-") as data:
-        for target in args.targets.split(","):
-            print(f"starting {target} ...", file=sys.stderr, flush=True)
-            process, base = start(target, Path(data))
-            try:
-                results[target] = asyncio.run(measure(target, base, args.requests, args.seconds))
-                print(f"  {asdict(results[target])}", file=sys.stderr, flush=True)
-            finally:
-                stop(process)
+        valkey = ValkeyServer(Path(data) / "valkey", fsync="everysec")
+        if any(target.endswith("-valkey") for target in targets):
+            valkey.start()
+        try:
+            for target in targets:
+                print(f"starting {target} ...", file=sys.stderr, flush=True)
+                process, base = start(target, Path(data), valkey.address)
+                try:
+                    results[target] = asyncio.run(
+                        measure(target, base, args.requests, args.seconds)
+                    )
+                    print(f"  {asdict(results[target])}", file=sys.stderr, flush=True)
+                finally:
+                    stop(process)
+        finally:
+            valkey.stop()
     report(results)
     if args.json:
         args.json.write_text(json.dumps({k: asdict(v) for k, v in results.items()}, indent=2))

@@ -2,6 +2,7 @@
 
     python bench/serve_target.py workspace|echo|inprocess PORT DATA_DIR
 
+With WORKSPACE_BENCH_VALKEY_ADDR set, the application keeps its state in that Valkey.
 `workspace` and `echo` run on a fresh local Ray cluster (set RAY_SERVE_THROUGHPUT_OPTIMIZED=1 in
 the environment for Serve's throughput-optimized mode, whose ingress then serves HTTP directly on
 PORT + 1); `inprocess` serves the same FastAPI app with in-process services through uvicorn.
@@ -20,10 +21,17 @@ sys.path.insert(0, str(REPO))
 def settings(data: Path) -> "Settings":  # noqa: F821
     from serve_app.config import Settings
 
+    valkey = os.environ.get("WORKSPACE_BENCH_VALKEY_ADDR", "")
+    backend = "valkey" if valkey else "memory"
     return Settings(
         workspace_root=data / "workspaces",
         artifact_root=data / "artifacts",
         extra_tool_families=["tests.support.slow_tools:TOOLS"],
+        session_store_backend=backend,
+        invocation_store_backend=backend,
+        valkey_addr=valkey,
+        session_store_key_prefix=f"bench-{data.name}:session",
+        invocation_store_key_prefix=f"bench-{data.name}:invocation",
     )
 
 

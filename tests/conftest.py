@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from serve_app.api.app import create_app
 from serve_app.config import Settings
 from serve_app.domain.service import SessionService
 from serve_app.wiring import build_executor, build_session_service
+from tests.support.valkey import ValkeyServer
 
 
 @pytest.fixture
@@ -22,6 +25,39 @@ def settings(tmp_path: Path) -> Settings:
         source_repo_roots=[str(tmp_path)],
         extra_tool_families=["tests.support.slow_tools:TOOLS"],
     )
+
+
+@pytest.fixture(scope="session")
+def valkey_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The suite's Valkey: the one `make test` started, else one started here (by PID)."""
+    address = os.environ.get("WORKSPACE_TEST_VALKEY_ADDR")
+    if address:
+        yield address
+        return
+    server = ValkeyServer(tmp_path_factory.mktemp("valkey")).start()
+    try:
+        yield server.address
+    finally:
+        server.stop()
+
+
+def valkey_settings_for(base: Settings, address: str, prefix: str | None = None) -> Settings:
+    """`base` with both stores in Valkey under a key prefix of their own."""
+    prefix = prefix or f"t-{uuid.uuid4().hex[:10]}"
+    return base.model_copy(
+        update={
+            "session_store_backend": "valkey",
+            "invocation_store_backend": "valkey",
+            "valkey_addr": address,
+            "session_store_key_prefix": f"{prefix}:session",
+            "invocation_store_key_prefix": f"{prefix}:invocation",
+        }
+    )
+
+
+@pytest.fixture
+def valkey_settings(settings: Settings, valkey_address: str) -> Settings:
+    return valkey_settings_for(settings, valkey_address)
 
 
 @pytest.fixture

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from ray.serve import Application
+
+from serve_app.config import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +42,6 @@ def serve_app() -> Iterator[ServeApp]:
     from ray import serve
 
     from serve_app.app import build_app
-    from serve_app.config import Settings
 
     # Replicas import the test-only tool family from the repository.
     os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -49,7 +51,9 @@ def serve_app() -> Iterator[ServeApp]:
     data = Path(tempfile.mkdtemp(prefix="ws-e2e-"))
     ray.init(
         address="local",
-        num_cpus=2,
+        # Logical CPUs: room for the applications of these tests side by side (Ray does not
+        # pin replicas to cores; two real cores run them all).
+        num_cpus=4,
         num_gpus=1,
         include_dashboard=False,
         _temp_dir=str(data / "ray"),
@@ -70,6 +74,37 @@ def serve_app() -> Iterator[ServeApp]:
     finally:
         ray.shutdown()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def compose(settings: Settings, manager_replicas: int = 1) -> Application:
+    """The application of `build_app`, with a chosen number of SessionManager replicas."""
+    from serve_app.app import Ingress, SessionManager, ToolExecutor
+
+    executor = ToolExecutor.bind(settings)
+    manager = SessionManager.options(num_replicas=manager_replicas).bind(executor, settings)
+    app: Application = Ingress.bind(manager, settings)
+    return app
+
+
+@pytest.fixture(scope="session")
+def valkey_serve_settings(serve_app: ServeApp, valkey_address: str) -> Settings:
+    from tests.conftest import valkey_settings_for
+
+    base = Settings(
+        workspace_root=serve_app.data / "valkey-workspaces",
+        artifact_root=serve_app.data / "valkey-artifacts",
+        extra_tool_families=["tests.support.slow_tools:TOOLS"],
+    )
+    return valkey_settings_for(base, valkey_address)
+
+
+@pytest.fixture(scope="session")
+def valkey_app(serve_app: ServeApp, valkey_serve_settings: Settings) -> str:
+    """The application with both stores in Valkey and two SessionManager replicas, at /valkey."""
+    from ray import serve
+
+    serve.run(compose(valkey_serve_settings, 2), name="valkey", route_prefix="/valkey")
+    return f"{serve_app.url}/valkey"
 
 
 @pytest.fixture

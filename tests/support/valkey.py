@@ -36,9 +36,10 @@ def free_port() -> int:
 
 
 class ValkeyServer:
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, fsync: str = "always") -> None:
         self.directory = directory
         self.port = port or free_port()
+        self.fsync = fsync
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -59,7 +60,7 @@ class ValkeyServer:
                 "--appendonly",
                 "yes",
                 "--appendfsync",
-                "always",
+                self.fsync,
                 "--save",
                 "",
                 "--protected-mode",

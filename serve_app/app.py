@@ -15,11 +15,12 @@ from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 
 from serve_app.api.app import create_app
+from serve_app.api.auth import Authenticator
 from serve_app.config import Settings
 from serve_app.domain.capability import Capability
 from serve_app.domain.errors import ErrorCode, ServiceError
 from serve_app.domain.execution import ExecutionRequest, ExecutionResult
-from serve_app.domain.models import Artifact, Invocation, LogLine, Session
+from serve_app.domain.models import Artifact, Invocation, LogLine, Principal, Session
 from serve_app.domain.service import CreateSession, InvokeCommand, InvokeOutcome
 from serve_app.wiring import (
     Stores,
@@ -70,31 +71,60 @@ class HandleSessionManager:
     def __init__(self, handle: DeploymentHandle[Any]) -> None:
         self._handle = handle
 
-    async def create_session(self, request: CreateSession) -> Session:
-        return await _remote(self._handle.create_session.remote(request))
+    async def create_session(
+        self, request: CreateSession, caller: Principal | None = None
+    ) -> Session:
+        result: Session = await _remote(self._handle.create_session.remote(request, caller))
+        return result
 
-    async def get_session(self, session_id: str) -> Session:
-        return await _remote(self._handle.get_session.remote(session_id))
+    async def get_session(self, session_id: str, caller: Principal | None = None) -> Session:
+        result: Session = await _remote(self._handle.get_session.remote(session_id, caller))
+        return result
 
-    async def close_session(self, session_id: str) -> None:
-        await _remote(self._handle.close_session.remote(session_id))
+    async def close_session(self, session_id: str, caller: Principal | None = None) -> None:
+        await _remote(self._handle.close_session.remote(session_id, caller))
 
-    async def list_tools(self, session_id: str) -> list[Capability]:
-        return await _remote(self._handle.list_tools.remote(session_id))
+    async def list_tools(
+        self, session_id: str, caller: Principal | None = None
+    ) -> list[Capability]:
+        result: list[Capability] = await _remote(self._handle.list_tools.remote(session_id, caller))
+        return result
+
+    async def get_invocation(
+        self, invocation_id: str, caller: Principal | None = None
+    ) -> Invocation:
+        result: Invocation = await _remote(
+            self._handle.get_invocation.remote(invocation_id, caller)
+        )
+        return result
+
+    async def get_logs(
+        self, invocation_id: str, caller: Principal | None = None
+    ) -> list[LogLine] | None:
+        result: list[LogLine] | None = await _remote(
+            self._handle.get_logs.remote(invocation_id, caller)
+        )
+        return result
+
+    async def get_artifacts(
+        self, invocation_id: str, caller: Principal | None = None
+    ) -> list[Artifact] | None:
+        result: list[Artifact] | None = await _remote(
+            self._handle.get_artifacts.remote(invocation_id, caller)
+        )
+        return result
 
     async def invoke(
-        self, session_id: str, tool_name: str, command: InvokeCommand
+        self,
+        session_id: str,
+        tool_name: str,
+        command: InvokeCommand,
+        caller: Principal | None = None,
     ) -> InvokeOutcome:
-        return await _remote(self._handle.invoke.remote(session_id, tool_name, command))
-
-    async def get_invocation(self, invocation_id: str) -> Invocation:
-        return await _remote(self._handle.get_invocation.remote(invocation_id))
-
-    async def get_logs(self, invocation_id: str) -> list[LogLine] | None:
-        return await _remote(self._handle.get_logs.remote(invocation_id))
-
-    async def get_artifacts(self, invocation_id: str) -> list[Artifact] | None:
-        return await _remote(self._handle.get_artifacts.remote(invocation_id))
+        result: InvokeOutcome = await _remote(
+            self._handle.invoke.remote(session_id, tool_name, command, caller)
+        )
+        return result
 
 
 class ToolExecutorReplica:
@@ -125,31 +155,45 @@ class SessionManagerReplica:
             run_sweeper(self._service, self._stores.sweeper_lease, settings.sweep_interval_seconds)
         )
 
-    async def create_session(self, request: CreateSession) -> Session:
-        return await self._service.create_session(request)
+    async def create_session(
+        self, request: CreateSession, caller: Principal | None = None
+    ) -> Session:
+        return await self._service.create_session(request, caller)
 
-    async def get_session(self, session_id: str) -> Session:
-        return await self._service.get_session(session_id)
+    async def get_session(self, session_id: str, caller: Principal | None = None) -> Session:
+        return await self._service.get_session(session_id, caller)
 
-    async def close_session(self, session_id: str) -> None:
-        await self._service.close_session(session_id)
+    async def close_session(self, session_id: str, caller: Principal | None = None) -> None:
+        return await self._service.close_session(session_id, caller)
 
-    async def list_tools(self, session_id: str) -> list[Capability]:
-        return await self._service.list_tools(session_id)
+    async def list_tools(
+        self, session_id: str, caller: Principal | None = None
+    ) -> list[Capability]:
+        return await self._service.list_tools(session_id, caller)
+
+    async def get_invocation(
+        self, invocation_id: str, caller: Principal | None = None
+    ) -> Invocation:
+        return await self._service.get_invocation(invocation_id, caller)
+
+    async def get_logs(
+        self, invocation_id: str, caller: Principal | None = None
+    ) -> list[LogLine] | None:
+        return await self._service.get_logs(invocation_id, caller)
+
+    async def get_artifacts(
+        self, invocation_id: str, caller: Principal | None = None
+    ) -> list[Artifact] | None:
+        return await self._service.get_artifacts(invocation_id, caller)
 
     async def invoke(
-        self, session_id: str, tool_name: str, command: InvokeCommand
+        self,
+        session_id: str,
+        tool_name: str,
+        command: InvokeCommand,
+        caller: Principal | None = None,
     ) -> InvokeOutcome:
-        return await self._service.invoke(session_id, tool_name, command)
-
-    async def get_invocation(self, invocation_id: str) -> Invocation:
-        return await self._service.get_invocation(invocation_id)
-
-    async def get_logs(self, invocation_id: str) -> list[LogLine] | None:
-        return await self._service.get_logs(invocation_id)
-
-    async def get_artifacts(self, invocation_id: str) -> list[Artifact] | None:
-        return await self._service.get_artifacts(invocation_id)
+        return await self._service.invoke(session_id, tool_name, command, caller)
 
     async def __del__(self) -> None:
         self._sweeper.cancel()
@@ -197,9 +241,16 @@ class IngressReplica:
     def __init__(self, session_manager: DeploymentHandle[Any], settings: Settings) -> None:
         self._manager = HandleSessionManager(session_manager)
         self._version = settings.version
+        # The token comes from this replica's environment (secrets never travel in arguments).
+        self._authenticator = Authenticator.from_settings(settings)
+        if self._authenticator.trusted and not self._authenticator.token:
+            raise RuntimeError(
+                "WORKSPACE_AUTH_MODE=trusted_headers but WORKSPACE_AUTH_SHARED_TOKEN is not set "
+                "in this replica's environment"
+            )
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_app(self._manager, version=self._version)
+        return create_app(self._manager, authenticator=self._authenticator, version=self._version)
 
 
 # Defaults for a small machine; ray_config/*.yaml overrides them per environment.

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
@@ -49,8 +49,31 @@ def env_list(name: str) -> Callable[[], list[str]]:
     return read
 
 
+def env_raw(name: str, default: str) -> Callable[[], str]:
+    """The variable as set, even when set empty (so that an empty value can be refused)."""
+    return lambda: os.environ[name].strip() if name in os.environ else default
+
+
+def env_quota(name: str) -> Callable[[], int]:
+    """A quota: unset or unparsable is 0 (off); negative values are 0 too."""
+
+    def read() -> int:
+        return max(env_int(name, 0)(), 0)
+
+    return read
+
+
+# Secrets are read from each process's own environment and never travel with the settings
+# (Serve pickles deployment arguments into its controller's state).
+SECRET_VARIABLES = {
+    "valkey_password": "VALKEY_PASSWORD",
+    "auth_shared_token": "WORKSPACE_AUTH_SHARED_TOKEN",
+}
+MAX_AUTH_HEADER_NAME = 128
+
+
 class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     workspace_backend: Literal["local"] = Field(
         default_factory=env_str("WORKSPACE_BACKEND", "local")  # type: ignore[arg-type]
@@ -97,8 +120,47 @@ class Settings(BaseModel):
     invocation_store_max_records: int = Field(
         default_factory=env_int("INVOCATION_STORE_MAX_RECORDS", 100_000), ge=1
     )
-    auth_mode: Literal["payload"] = Field(
+    auth_mode: Literal["payload", "trusted_headers"] = Field(
         default_factory=env_str("WORKSPACE_AUTH_MODE", "payload")  # type: ignore[arg-type]
+    )
+    auth_shared_token: SecretStr = Field(
+        default_factory=lambda: SecretStr(os.environ.get("WORKSPACE_AUTH_SHARED_TOKEN", ""))
+    )
+    auth_token_header: str = Field(
+        default_factory=env_raw("WORKSPACE_AUTH_TOKEN_HEADER", "X-Workspace-Auth-Token")
+    )
+    auth_tenant_header: str = Field(
+        default_factory=env_raw("WORKSPACE_AUTH_TENANT_HEADER", "X-Workspace-Tenant-Id")
+    )
+    auth_actor_header: str = Field(
+        default_factory=env_raw("WORKSPACE_AUTH_ACTOR_HEADER", "X-Workspace-Actor-Id")
+    )
+    auth_roles_header: str = Field(
+        default_factory=env_raw("WORKSPACE_AUTH_ROLES_HEADER", "X-Workspace-Roles")
+    )
+    rate_limit_per_minute: int = Field(
+        default_factory=env_quota("WORKSPACE_RATE_LIMIT_PER_MINUTE"), ge=0
+    )
+    rate_limit_per_minute_per_principal: int = Field(
+        default_factory=env_quota("WORKSPACE_RATE_LIMIT_PER_MINUTE_PER_PRINCIPAL"), ge=0
+    )
+    max_concurrency_per_session: int = Field(
+        default_factory=env_quota("WORKSPACE_MAX_CONCURRENCY_PER_SESSION"), ge=0
+    )
+    max_output_bytes_per_invocation: int = Field(
+        default_factory=env_quota("WORKSPACE_MAX_OUTPUT_BYTES_PER_INVOCATION"), ge=0
+    )
+    max_artifacts_per_invocation: int = Field(
+        default_factory=env_quota("WORKSPACE_MAX_ARTIFACTS_PER_INVOCATION"), ge=0
+    )
+    max_artifact_bytes_per_invocation: int = Field(
+        default_factory=env_quota("WORKSPACE_MAX_ARTIFACT_BYTES_PER_INVOCATION"), ge=0
+    )
+    max_sessions_per_tenant: int = Field(
+        default_factory=env_quota("WORKSPACE_MAX_SESSIONS_PER_TENANT"), ge=0
+    )
+    quota_key_prefix: str = Field(
+        default_factory=env_str("WORKSPACE_QUOTA_KEY_PREFIX", "workspace:quota")
     )
     source_repo_roots: list[str] = Field(default_factory=env_list("WORKSPACE_SOURCE_REPO_ROOTS"))
     session_default_ttl_seconds: int = 3600
@@ -130,6 +192,39 @@ class Settings(BaseModel):
             if not os.path.isabs(root):
                 raise ValueError(f"source repo root must be absolute: {root}")
         return value
+
+    @model_validator(mode="after")
+    def _auth_is_complete(self) -> Settings:
+        names = (
+            self.auth_token_header,
+            self.auth_tenant_header,
+            self.auth_actor_header,
+            self.auth_roles_header,
+        )
+        for name in names:
+            if not name or len(name) > MAX_AUTH_HEADER_NAME or not name.isascii() or " " in name:
+                raise ValueError(
+                    "WORKSPACE_AUTH_*_HEADER names must be non-empty ASCII header names, "
+                    f"got {name!r}"
+                )
+        if self.auth_mode == "trusted_headers" and not self.auth_shared_token.get_secret_value():
+            raise ValueError(
+                "WORKSPACE_AUTH_MODE=trusted_headers requires WORKSPACE_AUTH_SHARED_TOKEN"
+            )
+        return self
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state: dict[Any, Any] = super().__getstate__()
+        fields = dict(state["__dict__"])
+        for name in SECRET_VARIABLES:
+            fields[name] = SecretStr("")
+        state["__dict__"] = fields
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        for name, variable in SECRET_VARIABLES.items():
+            self.__dict__[name] = SecretStr(os.environ.get(variable, ""))
 
     @property
     def uses_valkey(self) -> bool:

@@ -16,11 +16,12 @@ from serve_app.adapters import valkey
 from serve_app.adapters.artifacts import LocalArtifactStore
 from serve_app.adapters.local_workspace import LocalWorkspaceManager
 from serve_app.adapters.memory import MemoryInvocationStore, MemorySessionStore, ProcessLease
+from serve_app.adapters.quotas import MemoryQuotaStore, ValkeyQuotaStore
 from serve_app.config import Settings
 from serve_app.domain.catalog import Catalog
 from serve_app.domain.models import utcnow
-from serve_app.domain.ports import Executor, InvocationStore, Lease, SessionStore
-from serve_app.domain.service import SessionService
+from serve_app.domain.ports import Executor, InvocationStore, Lease, QuotaStore, SessionStore
+from serve_app.domain.service import QuotaLimits, SessionService
 from serve_app.execution.executor import ExecutionService
 from serve_app.tools import build_registry
 
@@ -32,6 +33,7 @@ class Stores:
     sessions: SessionStore
     invocations: InvocationStore
     sweeper_lease: Lease
+    quotas: QuotaStore
     client: aioredis.Redis | None = None
     address: str = ""
 
@@ -84,11 +86,25 @@ def build_stores(settings: Settings, *, clock: Callable[[], datetime] = utcnow) 
             max_records=settings.invocation_store_max_records,
         )
     lease: Lease = ProcessLease()
+    quotas: QuotaStore = MemoryQuotaStore()
     if settings.session_store_backend == "valkey" and client is not None:
         lease = valkey.ValkeyLease(
             client, f"{settings.session_store_key_prefix}:sweeper-lease", secrets.token_hex(8)
         )
-    return Stores(sessions, invocations, lease, client, address)
+        quotas = ValkeyQuotaStore(client, settings.quota_key_prefix)
+    return Stores(sessions, invocations, lease, quotas, client, address)
+
+
+def quota_limits(settings: Settings) -> QuotaLimits:
+    return QuotaLimits(
+        rate_per_minute=settings.rate_limit_per_minute,
+        rate_per_minute_per_principal=settings.rate_limit_per_minute_per_principal,
+        max_concurrency_per_session=settings.max_concurrency_per_session,
+        max_output_bytes=settings.max_output_bytes_per_invocation,
+        max_artifacts=settings.max_artifacts_per_invocation,
+        max_artifact_bytes=settings.max_artifact_bytes_per_invocation,
+        max_sessions_per_tenant=settings.max_sessions_per_tenant,
+    )
 
 
 def build_executor(settings: Settings) -> ExecutionService:
@@ -122,6 +138,8 @@ def build_session_service(
         ),
         catalog=build_catalog(settings),
         executor=executor,
+        quotas=stores.quotas,
+        limits=quota_limits(settings),
         default_ttl_seconds=settings.session_default_ttl_seconds,
         max_ttl_seconds=settings.session_max_ttl_seconds,
         clock=clock,

@@ -41,7 +41,7 @@ def connect(
 
 
 @asynccontextmanager
-async def _guard() -> AsyncIterator[None]:
+async def guard() -> AsyncIterator[None]:
     try:
         yield
     except (RedisError, OSError) as exc:
@@ -51,7 +51,7 @@ async def _guard() -> AsyncIterator[None]:
 
 
 async def _call(operation: Callable[[], Awaitable[T]]) -> T:
-    async with _guard():
+    async with guard():
         return await operation()
 
 
@@ -86,7 +86,7 @@ class ValkeySessionStore:
 
     async def put(self, session: Session) -> None:
         payload = session.model_dump_json()
-        async with _guard(), self._client.pipeline(transaction=True) as pipe:
+        async with guard(), self._client.pipeline(transaction=True) as pipe:
             pipe.set(self._key(session.id), payload, px=_ttl_ms(session.expires_at))
             pipe.zadd(self._expiry, {session.id: session.expires_at.timestamp()})
             pipe.hset(self._refs, session.id, payload)
@@ -97,7 +97,7 @@ class ValkeySessionStore:
         return Session.model_validate_json(raw) if raw else None
 
     async def delete(self, session_id: str) -> None:
-        async with _guard(), self._client.pipeline(transaction=True) as pipe:
+        async with guard(), self._client.pipeline(transaction=True) as pipe:
             pipe.delete(self._key(session_id))
             pipe.zrem(self._expiry, session_id)
             pipe.hdel(self._refs, session_id)
@@ -163,6 +163,8 @@ class ValkeyInvocationStore:
 
     def _envelope(self, invocation: Invocation) -> str:
         record: dict[str, Any] = invocation.model_dump(mode="json", exclude_none=True)
+        if invocation.owner is not None:
+            record["owner"] = invocation.owner.model_dump(mode="json")
         for field, ref in (("output", "output_ref"), ("logs", "logs_ref")):
             if field in record and record.get(ref):
                 size = len(json.dumps(record[field], ensure_ascii=False).encode())
@@ -215,7 +217,7 @@ class ValkeyLease:
 
     async def acquire(self, ttl_seconds: float) -> bool:
         ttl_ms = int(ttl_seconds * 1000)
-        async with _guard():
+        async with guard():
             if await self._client.set(self._key, self._holder, nx=True, px=ttl_ms):
                 return True
             if await self._client.get(self._key) == self._holder:

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serve_app import __version__
+from serve_app.api.auth import Authenticator
 from serve_app.api.body_limit import BodyLimitMiddleware
 from serve_app.api.ports import SessionManagerPort
 from serve_app.api.responses import JSONLineResponse, error_response
@@ -23,7 +24,12 @@ _EMPTY_SESSION_ID = re.compile(r"^/v1/sessions/(/.*)?$")
 _EMPTY_INVOCATION_ID = re.compile(r"^/v1/invocations/(/.*)?$")
 
 
-def create_app(manager: SessionManagerPort, *, version: str = __version__) -> FastAPI:
+def create_app(
+    manager: SessionManagerPort,
+    *,
+    authenticator: Authenticator | None = None,
+    version: str = __version__,
+) -> FastAPI:
     app = FastAPI(
         title="workspace",
         version=version,
@@ -33,6 +39,7 @@ def create_app(manager: SessionManagerPort, *, version: str = __version__) -> Fa
     )
     app.router.redirect_slashes = False
     app.state.manager = manager
+    app.state.authenticator = authenticator or Authenticator()
     app.include_router(health.router)
     app.include_router(sessions.router)
     app.include_router(invocations.router)

@@ -97,6 +97,9 @@ class Invocation(Record):
     logs_ref: str | None = None
     artifacts: list[Artifact] | None = None
     error: InvocationError | None = None
+    # Whose invocation this is (the session's tenant and actor): kept with the record for
+    # ownership checks after the session is gone; never part of a response.
+    owner: Principal | None = Field(default=None, exclude=True)
 
     @property
     def terminal(self) -> bool:

@@ -71,3 +71,18 @@ class Lease(Protocol):
     async def acquire(self, ttl_seconds: float) -> bool:
         """Take or renew the lease; False while another holder has it."""
         ...
+
+
+class QuotaStore(Protocol):
+    """Counters behind the quotas; cluster-wide when backed by Valkey."""
+
+    async def hit(self, key: str, limit: int, window_seconds: int) -> int | None:
+        """Count one attempt in the current fixed window; over `limit`, the seconds until the
+        window ends (the attempt still counts), else None."""
+        ...
+
+    async def acquire(self, key: str, holder: str, limit: int, lease_seconds: float) -> bool:
+        """Take one of `limit` slots for `holder`; a slot whose lease ran out is free again."""
+        ...
+
+    async def release(self, key: str, holder: str) -> None: ...

@@ -37,6 +37,7 @@ from serve_app.domain.ports import (
     ArtifactStore,
     Executor,
     InvocationStore,
+    QuotaStore,
     SessionStore,
     WorkspaceManager,
 )
@@ -93,6 +94,30 @@ class InvokeOutcome(BaseModel):
     invocation: Invocation
     failure: Failure | None = None
     replayed: bool = False
+    retry_after: int | None = None
+
+
+@dataclass(frozen=True)
+class QuotaLimits:
+    """Contract §5.1/§9 quotas; 0 turns one off."""
+
+    rate_per_minute: int = 0
+    rate_per_minute_per_principal: int = 0
+    max_concurrency_per_session: int = 0
+    max_output_bytes: int = 0
+    max_artifacts: int = 0
+    max_artifact_bytes: int = 0
+    max_sessions_per_tenant: int = 0
+
+
+class _Denied(Exception):
+    def __init__(self, reason: str, retry_after: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+FOREIGN_SESSION = "session does not belong to authenticated principal"
 
 
 class SessionService:
@@ -105,6 +130,8 @@ class SessionService:
         workspaces: WorkspaceManager,
         catalog: Catalog,
         executor: Executor,
+        quotas: QuotaStore | None = None,
+        limits: QuotaLimits = QuotaLimits(),
         default_ttl_seconds: int = 3600,
         max_ttl_seconds: int = 7 * 86400,
         clock: Callable[[], datetime] = utcnow,
@@ -115,6 +142,8 @@ class SessionService:
         self._workspaces = workspaces
         self._catalog = catalog
         self._executor = executor
+        self._quotas = quotas
+        self._limits = limits
         self._default_ttl = default_ttl_seconds
         self._max_ttl = max_ttl_seconds
         self._clock = clock
@@ -122,8 +151,12 @@ class SessionService:
 
     # sessions -----------------------------------------------------------------------------------
 
-    async def create_session(self, request: CreateSession) -> Session:
-        principal = _validated_principal(request.principal)
+    async def create_session(
+        self, request: CreateSession, caller: Principal | None = None
+    ) -> Session:
+        """Open a session. An authenticated `caller` (trusted_headers) is the principal; the
+        request's own principal is then ignored."""
+        principal = _validated_principal(caller or request.principal)
         session_id = request.session_id or new_session_id()
         if request.session_id is not None and not is_safe_id(request.session_id):
             raise invalid_argument(f"session_id must match {SAFE_ID.pattern} without '..'")
@@ -136,6 +169,27 @@ class SessionService:
         source = request.source_repo_path or None
         if await self._sessions.get(session_id) is not None:
             raise ServiceError(ErrorCode.ALREADY_EXISTS, "session already exists")
+        await self._take_tenant_slot(principal.tenant_id, session_id, ttl)
+        try:
+            session = await self._open(
+                session_id, principal, allowed_paths, metadata, ttl, repo_url, repo_ref, source
+            )
+        except BaseException:
+            await self._release_tenant_slot(principal.tenant_id, session_id)
+            raise
+        return session
+
+    async def _open(
+        self,
+        session_id: str,
+        principal: Principal,
+        allowed_paths: list[str],
+        metadata: dict[str, str],
+        ttl: int,
+        repo_url: str | None,
+        repo_ref: str | None,
+        source: str | None,
+    ) -> Session:
         workspace_path, runtime = await self._workspaces.create(
             session_id,
             principal,
@@ -163,24 +217,47 @@ class SessionService:
             raise
         return session
 
-    async def get_session(self, session_id: str) -> Session:
+    async def _take_tenant_slot(self, tenant_id: str, session_id: str, ttl: int) -> None:
+        limit = self._limits.max_sessions_per_tenant
+        if not limit or self._quotas is None:
+            return
+        # The slot's lease is the session's lifetime: an expired session frees it by itself.
+        if not await self._quotas.acquire(f"tenant-sessions:{tenant_id}", session_id, limit, ttl):
+            raise ServiceError(
+                ErrorCode.POLICY_DENIED, "tenant session quota exceeded", retryable=True
+            )
+
+    async def _release_tenant_slot(self, tenant_id: str, session_id: str) -> None:
+        if self._limits.max_sessions_per_tenant and self._quotas is not None:
+            await self._quotas.release(f"tenant-sessions:{tenant_id}", session_id)
+
+    async def get_session(self, session_id: str, caller: Principal | None = None) -> Session:
+        """A live session; expired ones are removed on the spot and reported not found."""
         session = await self._sessions.get(session_id)
         if session is None:
             raise not_found("session not found")
         if session.expired(self._clock()):
             await self._discard(session)
             raise not_found("session not found")
+        _authorize(session.principal, caller)
         return session
 
-    async def close_session(self, session_id: str) -> None:
-        """Idempotent: closing an unknown or expired session succeeds."""
-        session = await self._sessions.get(session_id)
-        if session is not None:
-            await self._discard(session)
+    async def close_session(self, session_id: str, caller: Principal | None = None) -> None:
+        """Idempotent without authentication; an authenticated caller gets 404 for unknown ids
+        and 403 for another principal's session."""
+        if caller is not None:
+            session = await self.get_session(session_id, caller)
+        else:
+            found = await self._sessions.get(session_id)
+            if found is None:
+                return
+            session = found
+        await self._discard(session)
 
     async def _discard(self, session: Session) -> None:
         await self._sessions.delete(session.id)
         await self._workspaces.remove(session)
+        await self._release_tenant_slot(session.principal.tenant_id, session.id)
 
     async def sweep_expired(self, batch: int = 100) -> int:
         """Remove expired sessions and their workspaces; returns how many were removed."""
@@ -198,8 +275,10 @@ class SessionService:
 
     # catalog ------------------------------------------------------------------------------------
 
-    async def list_tools(self, session_id: str) -> list[Capability]:
-        session = await self.get_session(session_id)
+    async def list_tools(
+        self, session_id: str, caller: Principal | None = None
+    ) -> list[Capability]:
+        session = await self.get_session(session_id, caller)
         return [
             capability
             for capability in self._catalog.all()
@@ -210,9 +289,13 @@ class SessionService:
     # invocations --------------------------------------------------------------------------------
 
     async def invoke(
-        self, session_id: str, tool_name: str, command: InvokeCommand
+        self,
+        session_id: str,
+        tool_name: str,
+        command: InvokeCommand,
+        caller: Principal | None = None,
     ) -> InvokeOutcome:
-        session = await self.get_session(session_id)
+        session = await self.get_session(session_id, caller)
         capability = self._catalog.get(tool_name)
         if capability is None:
             raise not_found("tool not found")
@@ -234,6 +317,9 @@ class SessionService:
             started_at=self._clock(),
             trace_name=capability.observability.trace_name,
             span_name=capability.observability.span_name,
+            owner=Principal(
+                tenant_id=session.principal.tenant_id, actor_id=session.principal.actor_id
+            ),
         )
         # Nothing runs unless its `running` record is persisted: a store failure ends the call here.
         try:
@@ -258,6 +344,31 @@ class SessionService:
         invocation: Invocation,
         command: InvokeCommand,
     ) -> InvokeOutcome:
+        try:
+            return await self._govern_and_execute(session, capability, invocation, command)
+        except _Denied as denied:
+            return await self._finish(
+                invocation,
+                Failure.DENIED,
+                ErrorCode.POLICY_DENIED,
+                denied.reason,
+                retryable=True,
+                retry_after=denied.retry_after,
+            )
+        except ServiceError as exc:
+            failure = Failure.UNAVAILABLE if exc.code is ErrorCode.UNAVAILABLE else Failure.INTERNAL
+            return await self._finish(
+                invocation, failure, exc.code, exc.message, retryable=exc.retryable
+            )
+
+    async def _govern_and_execute(
+        self,
+        session: Session,
+        capability: Capability,
+        invocation: Invocation,
+        command: InvokeCommand,
+    ) -> InvokeOutcome:
+        await self._check_rates(session)
         denial = _runtime_denial(capability, session)
         if denial is not None:
             return await self._finish(invocation, Failure.DENIED, ErrorCode.POLICY_DENIED, denial)
@@ -271,6 +382,26 @@ class SessionService:
             failure = Failure.APPROVAL if code is ErrorCode.APPROVAL_REQUIRED else Failure.DENIED
             return await self._finish(invocation, failure, code, decision.reason)
         timeout = float(capability.constraints.timeout_seconds)
+        slot = await self._take_concurrency_slot(session, invocation, timeout)
+        try:
+            result = await self._execute(capability, session, invocation, args, timeout)
+        finally:
+            if slot:
+                await self._release_concurrency_slot(session, invocation)
+        if isinstance(result, InvokeOutcome):
+            return result
+        if result.error is None:
+            self._check_result_quotas(result)
+        return await self._record_result(capability, invocation, result)
+
+    async def _execute(
+        self,
+        capability: Capability,
+        session: Session,
+        invocation: Invocation,
+        args: dict[str, Any],
+        timeout: float,
+    ) -> ExecutionResult | InvokeOutcome:
         request = ExecutionRequest(
             invocation_id=invocation.id,
             tool_name=capability.name,
@@ -279,7 +410,7 @@ class SessionService:
             timeout_seconds=timeout,
         )
         try:
-            result = await asyncio.wait_for(
+            return await asyncio.wait_for(
                 self._executor.execute(request), timeout + EXECUTOR_GRACE_SECONDS
             )
         except TimeoutError:
@@ -305,7 +436,57 @@ class SessionService:
                 "tool executor unavailable",
                 retryable=True,
             )
-        return await self._record_result(capability, invocation, result)
+
+    async def _check_rates(self, session: Session) -> None:
+        """Fixed one-minute windows, per session then per principal; every attempt counts."""
+        if self._quotas is None:
+            return
+        if self._limits.rate_per_minute:
+            retry = await self._quotas.hit(
+                f"session:{session.id}", self._limits.rate_per_minute, 60
+            )
+            if retry is not None:
+                raise _Denied("session invocation rate limit exceeded", retry)
+        if self._limits.rate_per_minute_per_principal:
+            who = f"{session.principal.tenant_id.lower()}:{session.principal.actor_id.lower()}"
+            retry = await self._quotas.hit(
+                f"principal:{who}", self._limits.rate_per_minute_per_principal, 60
+            )
+            if retry is not None:
+                raise _Denied("principal invocation rate limit exceeded", retry)
+
+    async def _take_concurrency_slot(
+        self, session: Session, invocation: Invocation, timeout: float
+    ) -> bool:
+        limit = self._limits.max_concurrency_per_session
+        if not limit or self._quotas is None:
+            return False
+        # The lease outlives the longest the call can take; a replica that dies mid-call
+        # frees its slot when the lease runs out.
+        lease = timeout + EXECUTOR_GRACE_SECONDS + 5
+        if not await self._quotas.acquire(f"concurrency:{session.id}", invocation.id, limit, lease):
+            raise _Denied("session invocation concurrency limit exceeded", 1)
+        return True
+
+    async def _release_concurrency_slot(self, session: Session, invocation: Invocation) -> None:
+        assert self._quotas is not None
+        try:
+            await self._quotas.release(f"concurrency:{session.id}", invocation.id)
+        except Exception:
+            log.warning("could not release the slot of %s; its lease will", invocation.id)
+
+    def _check_result_quotas(self, result: ExecutionResult) -> None:
+        """After a successful run (its side effects have happened): output and artifact caps."""
+        limits = self._limits
+        if limits.max_output_bytes and result.output is not None:
+            size = len(json.dumps(result.output, ensure_ascii=False).encode())
+            if size > limits.max_output_bytes:
+                raise _Denied("invocation output size quota exceeded")
+        if limits.max_artifacts and len(result.artifacts) > limits.max_artifacts:
+            raise _Denied("invocation artifact count quota exceeded")
+        total = sum(len(blob.data) for blob in result.artifacts)
+        if limits.max_artifact_bytes and total > limits.max_artifact_bytes:
+            raise _Denied("invocation artifact size quota exceeded")
 
     async def _record_result(
         self, capability: Capability, invocation: Invocation, result: ExecutionResult
@@ -378,6 +559,7 @@ class SessionService:
         *,
         exit_code: int | None = None,
         retryable: bool = False,
+        retry_after: int | None = None,
     ) -> InvokeOutcome:
         completed = self._clock()
         status = InvocationStatus.SUCCEEDED
@@ -404,7 +586,7 @@ class SessionService:
             return InvokeOutcome(
                 invocation=final.model_copy(update={"error": error}), failure=Failure.UNAVAILABLE
             )
-        return InvokeOutcome(invocation=final, failure=failure)
+        return InvokeOutcome(invocation=final, failure=failure, retry_after=retry_after)
 
     async def _persist_terminal(self, final: Invocation) -> bool:
         """The tool has run: try hard (bounded) to record how it ended."""
@@ -418,11 +600,24 @@ class SessionService:
         log.error("could not persist terminal state of %s", final.id)
         return False
 
-    async def get_invocation(self, invocation_id: str) -> Invocation:
+    async def _owned_invocation(self, invocation_id: str, caller: Principal | None) -> Invocation:
         invocation = await self._invocations.get(invocation_id)
         if invocation is None:
             raise not_found("invocation not found")
-        return await self._hydrate(invocation)
+        if caller is not None:
+            owner = invocation.owner
+            if owner is None:
+                session = await self._sessions.get(invocation.session_id)
+                owner = session.principal if session is not None else None
+            if owner is None:
+                raise not_found("invocation not found")
+            _authorize(owner, caller)
+        return invocation
+
+    async def get_invocation(
+        self, invocation_id: str, caller: Principal | None = None
+    ) -> Invocation:
+        return await self._hydrate(await self._owned_invocation(invocation_id, caller))
 
     async def _hydrate(self, invocation: Invocation) -> Invocation:
         """Fill `output` from its artifact where the stored record keeps only `output_ref`."""
@@ -434,10 +629,10 @@ class SessionService:
         except (OSError, ValueError) as exc:
             raise ServiceError(ErrorCode.INTERNAL, "invocation output is unreadable") from exc
 
-    async def get_logs(self, invocation_id: str) -> list[LogLine] | None:
-        invocation = await self._invocations.get(invocation_id)
-        if invocation is None:
-            raise not_found("invocation not found")
+    async def get_logs(
+        self, invocation_id: str, caller: Principal | None = None
+    ) -> list[LogLine] | None:
+        invocation = await self._owned_invocation(invocation_id, caller)
         if invocation.logs or not invocation.logs_ref:
             return invocation.logs or None
         try:
@@ -447,10 +642,10 @@ class SessionService:
             raise ServiceError(ErrorCode.INTERNAL, "invocation logs are unreadable") from exc
         return lines or None
 
-    async def get_artifacts(self, invocation_id: str) -> list[Artifact] | None:
-        invocation = await self._invocations.get(invocation_id)
-        if invocation is None:
-            raise not_found("invocation not found")
+    async def get_artifacts(
+        self, invocation_id: str, caller: Principal | None = None
+    ) -> list[Artifact] | None:
+        invocation = await self._owned_invocation(invocation_id, caller)
         if invocation.artifacts:
             return invocation.artifacts
         return await self._artifacts.list(invocation.id) or None
@@ -459,6 +654,17 @@ class SessionService:
         """Wait (bounded) for in-flight invocations to record their terminal state."""
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=timeout)
+
+
+def _authorize(owner: Principal, caller: Principal | None) -> None:
+    """Ownership is tenant and actor (trimmed, case-sensitive); roles are not compared."""
+    if caller is None:
+        return
+    if (owner.tenant_id.strip(), owner.actor_id.strip()) != (
+        caller.tenant_id.strip(),
+        caller.actor_id.strip(),
+    ):
+        raise ServiceError(ErrorCode.POLICY_DENIED, FOREIGN_SESSION)
 
 
 def _runtime_denial(capability: Capability, session: Session) -> str | None:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
 
-from serve_app.api.deps import ManagerDep
+from serve_app.api.deps import CallerDep, ManagerDep
 from serve_app.api.responses import STATUS_BY_FAILURE, JSONLineResponse, envelope, wire
 from serve_app.api.schemas import (
     ArtifactsEnvelope,
@@ -45,6 +45,7 @@ async def invoke_tool(
     tool_name: str,
     body: InvokeToolRequest,
     manager: ManagerDep,
+    caller: CallerDep,
     x_correlation_id: Annotated[str | None, Header()] = None,
 ) -> JSONLineResponse:
     """Run one tool call under policy. Replays with the same correlation id return the first
@@ -57,32 +58,37 @@ async def invoke_tool(
             approved=body.approved,
             correlation_id=body.correlation_id or x_correlation_id or None,
         ),
+        caller,
     )
     invocation = wire(outcome.invocation)
     if outcome.failure is None or outcome.replayed:
         return JSONLineResponse({"invocation": invocation})
     error = outcome.invocation.error
     body_error = {"code": error.code, "message": error.message} if error else {}
+    headers = {"Retry-After": str(outcome.retry_after)} if outcome.retry_after else None
     return JSONLineResponse(
         {"invocation": invocation, "error": body_error},
         status_code=STATUS_BY_FAILURE[outcome.failure],
+        headers=headers,
     )
 
 
 @router.get(
     "/v1/invocations/{invocation_id}", response_model=InvocationEnvelope, responses=NOT_FOUND
 )
-async def get_invocation(invocation_id: str, manager: ManagerDep) -> JSONLineResponse:
+async def get_invocation(
+    invocation_id: str, manager: ManagerDep, caller: CallerDep
+) -> JSONLineResponse:
     """An invocation with its output."""
-    return envelope(invocation=await manager.get_invocation(invocation_id))
+    return envelope(invocation=await manager.get_invocation(invocation_id, caller))
 
 
 @router.get(
     "/v1/invocations/{invocation_id}/logs", response_model=LogsEnvelope, responses=NOT_FOUND
 )
-async def get_logs(invocation_id: str, manager: ManagerDep) -> JSONLineResponse:
+async def get_logs(invocation_id: str, manager: ManagerDep, caller: CallerDep) -> JSONLineResponse:
     """The invocation's log lines (`null` when it logged nothing)."""
-    logs = await manager.get_logs(invocation_id)
+    logs = await manager.get_logs(invocation_id, caller)
     return JSONLineResponse({"logs": [wire(line) for line in logs] if logs else None})
 
 
@@ -91,7 +97,9 @@ async def get_logs(invocation_id: str, manager: ManagerDep) -> JSONLineResponse:
     response_model=ArtifactsEnvelope,
     responses=NOT_FOUND,
 )
-async def get_artifacts(invocation_id: str, manager: ManagerDep) -> JSONLineResponse:
+async def get_artifacts(
+    invocation_id: str, manager: ManagerDep, caller: CallerDep
+) -> JSONLineResponse:
     """The invocation's artifacts (`null` when there are none)."""
-    artifacts = await manager.get_artifacts(invocation_id)
+    artifacts = await manager.get_artifacts(invocation_id, caller)
     return JSONLineResponse({"artifacts": [wire(a) for a in artifacts] if artifacts else None})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from serve_app.api.deps import ManagerDep
+from serve_app.api.deps import CallerDep, ManagerDep
 from serve_app.api.responses import JSONLineResponse, envelope
 from serve_app.api.schemas import (
     ClosedEnvelope,
@@ -39,8 +39,11 @@ ERRORS = {
         413: {"model": ErrorEnvelope, "description": "Request body over 2 MiB"},
     },
 )
-async def create_session(body: CreateSessionRequest, manager: ManagerDep) -> JSONLineResponse:
-    """Open a session: an isolated workspace, optionally seeded from a repository."""
+async def create_session(
+    body: CreateSessionRequest, manager: ManagerDep, caller: CallerDep
+) -> JSONLineResponse:
+    """Open a session: an isolated workspace, optionally seeded from a repository. In
+    trusted_headers mode the principal comes from the headers and the body's is ignored."""
     principal = body.principal
     session = await manager.create_session(
         CreateSession(
@@ -56,7 +59,8 @@ async def create_session(body: CreateSessionRequest, manager: ManagerDep) -> JSO
             allowed_paths=body.allowed_paths,
             metadata=body.metadata or {},
             expires_in_seconds=body.expires_in_seconds,
-        )
+        ),
+        caller,
     )
     return envelope(201, session=session)
 
@@ -66,9 +70,9 @@ async def create_session(body: CreateSessionRequest, manager: ManagerDep) -> JSO
     response_model=SessionEnvelope,
     responses={404: ERRORS[404], 405: ERRORS[405]},
 )
-async def get_session(session_id: str, manager: ManagerDep) -> JSONLineResponse:
+async def get_session(session_id: str, manager: ManagerDep, caller: CallerDep) -> JSONLineResponse:
     """Read a live session, including `expires_at`. Reading never extends its lifetime."""
-    return envelope(session=await manager.get_session(session_id))
+    return envelope(session=await manager.get_session(session_id, caller))
 
 
 @router.delete(
@@ -76,9 +80,12 @@ async def get_session(session_id: str, manager: ManagerDep) -> JSONLineResponse:
     response_model=ClosedEnvelope,
     responses={405: ERRORS[405], 500: ERRORS[500]},
 )
-async def close_session(session_id: str, manager: ManagerDep) -> JSONLineResponse:
-    """Close a session and delete its workspace. Idempotent: unknown ids also answer closed."""
-    await manager.close_session(session_id)
+async def close_session(
+    session_id: str, manager: ManagerDep, caller: CallerDep
+) -> JSONLineResponse:
+    """Close a session and delete its workspace. Idempotent in payload mode (unknown ids also
+    answer closed); in trusted_headers mode an unknown id is 404."""
+    await manager.close_session(session_id, caller)
     return JSONLineResponse({"closed": True})
 
 
@@ -87,9 +94,9 @@ async def close_session(session_id: str, manager: ManagerDep) -> JSONLineRespons
     response_model=ToolsEnvelope,
     responses={404: ERRORS[404], 405: ERRORS[405]},
 )
-async def list_tools(session_id: str, manager: ManagerDep) -> JSONLineResponse:
+async def list_tools(session_id: str, manager: ManagerDep, caller: CallerDep) -> JSONLineResponse:
     """Capabilities this session may use, sorted by name (approval-gated tools included)."""
-    tools = await manager.list_tools(session_id)
+    tools = await manager.list_tools(session_id, caller)
     return JSONLineResponse(
         {"tools": [tool.model_dump(mode="json", exclude_none=True) for tool in tools]}
     )

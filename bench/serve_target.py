@@ -26,7 +26,7 @@ def settings(data: Path) -> "Settings":  # noqa: F821
     return Settings(
         workspace_root=data / "workspaces",
         artifact_root=data / "artifacts",
-        extra_tool_families=["tests.support.slow_tools:TOOLS"],
+        extra_tool_families=["tests.support.tools:TOOLS"],
         session_store_backend=backend,
         invocation_store_backend=backend,
         valkey_addr=valkey,

@@ -23,7 +23,7 @@ def settings(tmp_path: Path) -> Settings:
         workspace_root=tmp_path / "workspaces",
         artifact_root=tmp_path / "artifacts",
         source_repo_roots=[str(tmp_path)],
-        extra_tool_families=["tests.support.slow_tools:TOOLS"],
+        extra_tool_families=["tests.support.tools:TOOLS"],
     )
 
 

@@ -4,29 +4,16 @@ outages. A "replica" here is a SessionService with its own connection pool, as i
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-from serve_app.api.app import create_app
 from serve_app.app import build_app
 from serve_app.config import Settings
-from serve_app.wiring import build_executor, build_session_service, build_stores, sweep_once
+from serve_app.wiring import sweep_once
 from tests.conftest import invoke, open_session, valkey_settings_for
+from tests.support.replicas import replica
 from tests.support.valkey import ValkeyServer
-
-
-@contextmanager
-def replica(settings: Settings) -> Iterator[TestClient]:
-    stores = build_stores(settings)
-    service = build_session_service(settings, build_executor(settings), stores=stores)
-    with TestClient(create_app(service)) as client:
-        client.app.state.stores = stores  # type: ignore[attr-defined]
-        client.app.state.service = service  # type: ignore[attr-defined]
-        yield client
 
 
 def test_sessions_invocations_and_output_survive_a_restart(valkey_settings: Settings) -> None:

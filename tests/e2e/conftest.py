@@ -66,7 +66,7 @@ def serve_app() -> Iterator[ServeApp]:
         workspace_root=data / "workspaces",
         artifact_root=data / "artifacts",
         source_repo_roots=[str(data)],
-        extra_tool_families=["tests.support.slow_tools:TOOLS"],
+        extra_tool_families=["tests.support.tools:TOOLS"],
     )
     serve.run(build_app(settings), name="workspace", route_prefix="/")
     try:
@@ -93,7 +93,7 @@ def valkey_serve_settings(serve_app: ServeApp, valkey_address: str) -> Settings:
     base = Settings(
         workspace_root=serve_app.data / "valkey-workspaces",
         artifact_root=serve_app.data / "valkey-artifacts",
-        extra_tool_families=["tests.support.slow_tools:TOOLS"],
+        extra_tool_families=["tests.support.tools:TOOLS"],
     )
     return valkey_settings_for(base, valkey_address)
 

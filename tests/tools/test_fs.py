@@ -175,7 +175,7 @@ async def test_unknown_tool_is_not_found(executor: ExecutionService, session: Se
 async def test_hanging_tool_times_out_and_its_process_group_is_killed(
     session: Session, tmp_path: Path
 ) -> None:
-    service = ExecutionService(build_registry(["tests.support.slow_tools:TOOLS"]))
+    service = ExecutionService(build_registry(["tests.support.tools:TOOLS"]))
     pid_file = tmp_path / "grandchild.pid"
     try:
         started = time.monotonic()

@@ -21,16 +21,24 @@ from serve_app.domain.service import InvokeCommand
 router = APIRouter(tags=["invocations"])
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorEnvelope, "description": "Invocation not found"}
+    401: {"model": ErrorEnvelope, "description": "trusted_headers: bad or missing credentials"},
+    403: {"model": ErrorEnvelope, "description": "Another principal's invocation"},
+    404: {"model": ErrorEnvelope, "description": "Invocation not found"},
 }
 INVOKE_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": InvokeErrorEnvelope, "description": "Invalid body or tool arguments"},
-    403: {"model": InvokeErrorEnvelope, "description": "Denied by policy, runtime or quota"},
+    401: {"model": ErrorEnvelope, "description": "trusted_headers: bad or missing credentials"},
+    403: {
+        "model": InvokeErrorEnvelope,
+        "description": "Denied by policy, runtime or quota (Retry-After where waiting helps); "
+        "or another principal's session",
+    },
     404: {"model": ErrorEnvelope, "description": "Session or tool not found"},
     405: {"model": ErrorEnvelope, "description": "Method not allowed"},
     413: {"model": ErrorEnvelope, "description": "Request body over 2 MiB"},
     428: {"model": InvokeErrorEnvelope, "description": "The tool requires approved=true"},
     500: {"model": InvokeErrorEnvelope, "description": "The tool failed, or an internal error"},
+    503: {"model": InvokeErrorEnvelope, "description": "State store or executor unavailable"},
     504: {"model": InvokeErrorEnvelope, "description": "The tool exceeded its timeout"},
 }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from serve_app.api.deps import CallerDep, ManagerDep
@@ -18,8 +20,13 @@ from serve_app.domain.service import CreateSession
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorEnvelope, "description": "Invalid request body or argument"},
+    401: {
+        "model": ErrorEnvelope,
+        "description": "trusted_headers mode: bad or missing credentials",
+    },
+    403: {"model": ErrorEnvelope, "description": "Another principal's session, or a quota"},
     404: {"model": ErrorEnvelope, "description": "Session not found or expired"},
     405: {"model": ErrorEnvelope, "description": "Method not allowed"},
     500: {"model": ErrorEnvelope, "description": "Internal or backend failure"},
@@ -32,9 +39,14 @@ ERRORS = {
     response_model=SessionEnvelope,
     responses={
         400: ERRORS[400],
+        401: ERRORS[401],
         405: ERRORS[405],
         500: ERRORS[500],
-        403: {"model": ErrorEnvelope, "description": "source_repo_path outside allowed roots"},
+        403: {
+            "model": ErrorEnvelope,
+            "description": "source_repo_path outside allowed roots, or tenant session quota",
+        },
+        503: {"model": ErrorEnvelope, "description": "State store unavailable (retry)"},
         409: {"model": ErrorEnvelope, "description": "session_id already in use"},
         413: {"model": ErrorEnvelope, "description": "Request body over 2 MiB"},
     },
@@ -68,7 +80,7 @@ async def create_session(
 @router.get(
     "/{session_id}",
     response_model=SessionEnvelope,
-    responses={404: ERRORS[404], 405: ERRORS[405]},
+    responses={k: ERRORS[k] for k in (401, 403, 404, 405)},
 )
 async def get_session(session_id: str, manager: ManagerDep, caller: CallerDep) -> JSONLineResponse:
     """Read a live session, including `expires_at`. Reading never extends its lifetime."""
@@ -78,7 +90,7 @@ async def get_session(session_id: str, manager: ManagerDep, caller: CallerDep) -
 @router.delete(
     "/{session_id}",
     response_model=ClosedEnvelope,
-    responses={405: ERRORS[405], 500: ERRORS[500]},
+    responses={k: ERRORS[k] for k in (401, 403, 404, 405, 500)},
 )
 async def close_session(
     session_id: str, manager: ManagerDep, caller: CallerDep
@@ -92,7 +104,7 @@ async def close_session(
 @router.get(
     "/{session_id}/tools",
     response_model=ToolsEnvelope,
-    responses={404: ERRORS[404], 405: ERRORS[405]},
+    responses={k: ERRORS[k] for k in (401, 403, 404, 405)},
 )
 async def list_tools(session_id: str, manager: ManagerDep, caller: CallerDep) -> JSONLineResponse:
     """Capabilities this session may use, sorted by name (approval-gated tools included)."""

@@ -20,7 +20,21 @@ from serve_app.config import Settings
 from serve_app.domain.capability import Capability
 from serve_app.domain.errors import ErrorCode, ServiceError
 from serve_app.domain.execution import ExecutionRequest, ExecutionResult
-from serve_app.domain.models import Artifact, Invocation, LogLine, Principal, Session
+from serve_app.domain.models import (
+    Artifact,
+    Invocation,
+    InvocationStatus,
+    LogLine,
+    Principal,
+    Session,
+)
+from serve_app.domain.observability import (
+    DURATION_BUCKETS,
+    SESSION_CREATE_BUCKETS,
+    AuditRecord,
+    MetricsSnapshot,
+    denial_reason,
+)
 from serve_app.domain.service import CreateSession, InvokeCommand, InvokeOutcome
 from serve_app.wiring import (
     Stores,
@@ -114,6 +128,18 @@ class HandleSessionManager:
         )
         return result
 
+    async def metrics(self) -> MetricsSnapshot:
+        result: MetricsSnapshot = await _remote(self._handle.metrics.remote())
+        return result
+
+    async def audit_trail(
+        self, session_id: str, caller: Principal | None = None, limit: int = 100
+    ) -> list[AuditRecord]:
+        result: list[AuditRecord] = await _remote(
+            self._handle.audit_trail.remote(session_id, caller, limit)
+        )
+        return result
+
     async def invoke(
         self,
         session_id: str,
@@ -125,6 +151,47 @@ class HandleSessionManager:
             self._handle.invoke.remote(session_id, tool_name, command, caller)
         )
         return result
+
+
+class RayMetrics:
+    """The application's metric families on Ray's per-node metrics port too (Ray prefixes them
+    with `ray_` and adds deployment/replica tags); counted by the replica that ran the call."""
+
+    def __init__(self) -> None:
+        from ray.serve import metrics
+
+        self._invocations = metrics.Counter(
+            "workspace_invocations",
+            "Terminal invocations.",
+            tag_keys=("tool", "status"),  # type: ignore[arg-type]  # Ray annotates a 1-tuple
+        )
+        self._denied = metrics.Counter(
+            "workspace_invocations_denied",
+            "Denied invocations.",
+            tag_keys=("tool", "reason"),  # type: ignore[arg-type]
+        )
+        self._duration = metrics.Histogram(
+            "workspace_invocation_duration_seconds",
+            "Invocation duration.",
+            boundaries=list(DURATION_BUCKETS),
+            tag_keys=("tool",),
+        )
+        self._create = metrics.Histogram(
+            "workspace_session_create_duration_seconds",
+            "Session creation time.",
+            boundaries=list(SESSION_CREATE_BUCKETS),
+        )
+
+    async def invocation_finished(self, invocation: Invocation, session: Session) -> None:
+        tool = invocation.tool_name.lower()
+        self._invocations.inc(tags={"tool": tool, "status": invocation.status.value})
+        if invocation.status is InvocationStatus.DENIED:
+            reason = denial_reason(invocation.error.message if invocation.error else "")
+            self._denied.inc(tags={"tool": tool, "reason": reason})
+        self._duration.observe(invocation.duration_ms / 1000, tags={"tool": tool})
+
+    async def session_created(self, session: Session, seconds: float) -> None:
+        self._create.observe(seconds)
 
 
 class ToolExecutorReplica:
@@ -149,7 +216,7 @@ class SessionManagerReplica:
         _refuse_unshared_replicas(self._stores)
         await self._stores.check()
         self._service = build_session_service(
-            settings, HandleExecutor(executor), stores=self._stores
+            settings, HandleExecutor(executor), stores=self._stores, observers=[RayMetrics()]
         )
         self._sweeper = asyncio.create_task(
             run_sweeper(self._service, self._stores.sweeper_lease, settings.sweep_interval_seconds)
@@ -194,6 +261,14 @@ class SessionManagerReplica:
         caller: Principal | None = None,
     ) -> InvokeOutcome:
         return await self._service.invoke(session_id, tool_name, command, caller)
+
+    async def metrics(self) -> MetricsSnapshot:
+        return await self._service.metrics()
+
+    async def audit_trail(
+        self, session_id: str, caller: Principal | None = None, limit: int = 100
+    ) -> list[AuditRecord]:
+        return await self._service.audit_trail(session_id, caller, limit)
 
     async def __del__(self) -> None:
         self._sweeper.cancel()

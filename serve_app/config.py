@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from serve_app import __version__
+
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
@@ -159,6 +161,15 @@ class Settings(BaseModel):
     max_sessions_per_tenant: int = Field(
         default_factory=env_quota("WORKSPACE_MAX_SESSIONS_PER_TENANT"), ge=0
     )
+    metrics_key_prefix: str = Field(
+        default_factory=env_str("WORKSPACE_METRICS_KEY_PREFIX", "workspace:metrics")
+    )
+    audit_key_prefix: str = Field(
+        default_factory=env_str("WORKSPACE_AUDIT_KEY_PREFIX", "workspace:audit")
+    )
+    audit_max_records_per_session: int = Field(
+        default_factory=env_int("WORKSPACE_AUDIT_MAX_RECORDS_PER_SESSION", 10_000), ge=1
+    )
     quota_key_prefix: str = Field(
         default_factory=env_str("WORKSPACE_QUOTA_KEY_PREFIX", "workspace:quota")
     )
@@ -177,7 +188,7 @@ class Settings(BaseModel):
         default_factory=env_list("WORKSPACE_EXTRA_TOOL_FAMILIES")
     )
     executor_threads: int = Field(default_factory=env_int("WORKSPACE_EXECUTOR_THREADS", 64), ge=1)
-    version: str = Field(default_factory=env_str("WORKSPACE_VERSION", "unknown"))
+    version: str = Field(default_factory=env_str("WORKSPACE_VERSION", __version__))
     log_level: str = Field(default_factory=env_str("LOG_LEVEL", "info"))
 
     @field_validator("workspace_root", "artifact_root")

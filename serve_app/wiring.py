@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,9 +17,17 @@ from serve_app.adapters.artifacts import LocalArtifactStore
 from serve_app.adapters.local_workspace import LocalWorkspaceManager
 from serve_app.adapters.memory import MemoryInvocationStore, MemorySessionStore, ProcessLease
 from serve_app.adapters.quotas import MemoryQuotaStore, ValkeyQuotaStore
+from serve_app.adapters.telemetry import (
+    LogAudit,
+    MemoryAudit,
+    MemoryMetrics,
+    ValkeyAudit,
+    ValkeyMetrics,
+)
 from serve_app.config import Settings
 from serve_app.domain.catalog import Catalog
 from serve_app.domain.models import utcnow
+from serve_app.domain.observability import AuditLog, MetricsRecorder, Observer
 from serve_app.domain.ports import Executor, InvocationStore, Lease, QuotaStore, SessionStore
 from serve_app.domain.service import QuotaLimits, SessionService
 from serve_app.execution.executor import ExecutionService
@@ -34,6 +42,8 @@ class Stores:
     invocations: InvocationStore
     sweeper_lease: Lease
     quotas: QuotaStore
+    metrics: MetricsRecorder
+    audit: AuditLog
     client: aioredis.Redis | None = None
     address: str = ""
 
@@ -92,7 +102,17 @@ def build_stores(settings: Settings, *, clock: Callable[[], datetime] = utcnow) 
             client, f"{settings.session_store_key_prefix}:sweeper-lease", secrets.token_hex(8)
         )
         quotas = ValkeyQuotaStore(client, settings.quota_key_prefix)
-    return Stores(sessions, invocations, lease, quotas, client, address)
+    metrics: MetricsRecorder = MemoryMetrics()
+    audit: AuditLog = MemoryAudit(per_session=settings.audit_max_records_per_session)
+    if settings.invocation_store_backend == "valkey" and client is not None:
+        metrics = ValkeyMetrics(client, settings.metrics_key_prefix)
+        audit = ValkeyAudit(
+            client,
+            settings.audit_key_prefix,
+            max_length=settings.audit_max_records_per_session,
+            ttl_seconds=settings.invocation_store_ttl_seconds,
+        )
+    return Stores(sessions, invocations, lease, quotas, metrics, audit, client, address)
 
 
 def quota_limits(settings: Settings) -> QuotaLimits:
@@ -123,6 +143,7 @@ def build_session_service(
     *,
     clock: Callable[[], datetime] = utcnow,
     stores: Stores | None = None,
+    observers: Sequence[Observer] = (),
 ) -> SessionService:
     settings.workspace_root.mkdir(parents=True, exist_ok=True)
     settings.artifact_root.mkdir(parents=True, exist_ok=True)
@@ -140,6 +161,9 @@ def build_session_service(
         executor=executor,
         quotas=stores.quotas,
         limits=quota_limits(settings),
+        observers=(stores.metrics, stores.audit, LogAudit(), *observers),
+        metrics=stores.metrics,
+        audit=stores.audit,
         default_ttl_seconds=settings.session_default_ttl_seconds,
         max_ttl_seconds=settings.session_max_ttl_seconds,
         clock=clock,

@@ -26,6 +26,9 @@ class MemorySessionStore:
         found = [s for s in self._sessions.values() if s.expired(now)]
         return found[:limit]
 
+    async def count_active(self, now: datetime) -> int:
+        return sum(not s.expired(now) for s in self._sessions.values())
+
 
 CorrelationKey = tuple[str, str, str]
 

@@ -103,6 +103,10 @@ class ValkeySessionStore:
             pipe.hdel(self._refs, session_id)
             await pipe.execute()
 
+    async def count_active(self, now: datetime) -> int:
+        count = await _call(lambda: self._client.zcount(self._expiry, now.timestamp(), "+inf"))
+        return int(count)
+
     async def expired(self, now: datetime, limit: int) -> list[Session]:
         found = await _call(
             lambda: self._client.zrangebyscore(self._expiry, "-inf", now.timestamp(), 0, limit)

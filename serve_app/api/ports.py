@@ -6,6 +6,7 @@ from typing import Protocol
 
 from serve_app.domain.capability import Capability
 from serve_app.domain.models import Artifact, Invocation, LogLine, Principal, Session
+from serve_app.domain.observability import AuditRecord, MetricsSnapshot
 from serve_app.domain.service import CreateSession, InvokeCommand, InvokeOutcome
 
 
@@ -37,6 +38,12 @@ class SessionManagerPort(Protocol):
     async def get_logs(
         self, invocation_id: str, caller: Principal | None = None
     ) -> list[LogLine] | None: ...
+
+    async def metrics(self) -> MetricsSnapshot: ...
+
+    async def audit_trail(
+        self, session_id: str, caller: Principal | None = None, limit: int = 100
+    ) -> list[AuditRecord]: ...
 
     async def get_artifacts(
         self, invocation_id: str, caller: Principal | None = None

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from serve_app.domain.capability import Capability
 from serve_app.domain.models import Artifact, Invocation, LogLine, Session
+from serve_app.domain.observability import AuditRecord
 
 
 class StrictBody(BaseModel):
@@ -82,6 +83,10 @@ class LogsEnvelope(BaseModel):
 
 class ArtifactsEnvelope(BaseModel):
     artifacts: list[Artifact] | None
+
+
+class AuditEnvelope(BaseModel):
+    audit: list[AuditRecord]
 
 
 class HealthResponse(BaseModel):

@@ -18,6 +18,8 @@ class SessionStore(Protocol):
 
     async def expired(self, now: datetime, limit: int) -> list[Session]: ...
 
+    async def count_active(self, now: datetime) -> int: ...
+
 
 class InvocationStore(Protocol):
     async def create(self, invocation: Invocation) -> Invocation | None:

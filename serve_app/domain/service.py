@@ -8,7 +8,8 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -32,6 +33,13 @@ from serve_app.domain.models import (
     Session,
     utcnow,
 )
+from serve_app.domain.observability import (
+    AuditLog,
+    AuditRecord,
+    MetricsRecorder,
+    MetricsSnapshot,
+    Observer,
+)
 from serve_app.domain.paths import check_input, escapes, workspace_relative
 from serve_app.domain.ports import (
     ArtifactStore,
@@ -48,6 +56,7 @@ OUTPUT_ARTIFACT = "invocation-output.json"
 LOGS_ARTIFACT = "invocation-logs.jsonl"
 EXECUTOR_GRACE_SECONDS = 10.0
 TERMINAL_RETRY_PAUSES = (0.1, 0.5, 1.0, 0.0)
+OBSERVER_TIMEOUT_SECONDS = 5.0
 MAX_METADATA_KEYS = 64
 MAX_METADATA_KEY_CHARS = 128
 MAX_METADATA_BYTES = 256 * 1024
@@ -132,6 +141,9 @@ class SessionService:
         executor: Executor,
         quotas: QuotaStore | None = None,
         limits: QuotaLimits = QuotaLimits(),
+        observers: Sequence[Observer] = (),
+        metrics: MetricsRecorder | None = None,
+        audit: AuditLog | None = None,
         default_ttl_seconds: int = 3600,
         max_ttl_seconds: int = 7 * 86400,
         clock: Callable[[], datetime] = utcnow,
@@ -144,6 +156,9 @@ class SessionService:
         self._executor = executor
         self._quotas = quotas
         self._limits = limits
+        self._observers = tuple(observers)
+        self._metrics = metrics
+        self._audit = audit
         self._default_ttl = default_ttl_seconds
         self._max_ttl = max_ttl_seconds
         self._clock = clock
@@ -169,6 +184,7 @@ class SessionService:
         source = request.source_repo_path or None
         if await self._sessions.get(session_id) is not None:
             raise ServiceError(ErrorCode.ALREADY_EXISTS, "session already exists")
+        began = time.monotonic()
         await self._take_tenant_slot(principal.tenant_id, session_id, ttl)
         try:
             session = await self._open(
@@ -177,6 +193,9 @@ class SessionService:
         except BaseException:
             await self._release_tenant_slot(principal.tenant_id, session_id)
             raise
+        elapsed = time.monotonic() - began
+        for observer in self._observers:
+            await _notify(observer.session_created(session, elapsed))
         return session
 
     async def _open(
@@ -338,6 +357,18 @@ class SessionService:
         return await asyncio.shield(task)
 
     async def _run(
+        self,
+        session: Session,
+        capability: Capability,
+        invocation: Invocation,
+        command: InvokeCommand,
+    ) -> InvokeOutcome:
+        outcome = await self._governed(session, capability, invocation, command)
+        for observer in self._observers:
+            await _notify(observer.invocation_finished(outcome.invocation, session))
+        return outcome
+
+    async def _governed(
         self,
         session: Session,
         capability: Capability,
@@ -650,10 +681,30 @@ class SessionService:
             return invocation.artifacts
         return await self._artifacts.list(invocation.id) or None
 
+    async def metrics(self) -> MetricsSnapshot:
+        """The application's metrics: shared counters when backed by Valkey."""
+        snapshot = await self._metrics.snapshot() if self._metrics else MetricsSnapshot()
+        snapshot.sessions_active = await self._sessions.count_active(self._clock())
+        return snapshot
+
+    async def audit_trail(
+        self, session_id: str, caller: Principal | None = None, limit: int = 100
+    ) -> list[AuditRecord]:
+        await self.get_session(session_id, caller)
+        return await self._audit.read(session_id, limit) if self._audit else []
+
     async def drain(self, timeout: float) -> None:
         """Wait (bounded) for in-flight invocations to record their terminal state."""
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=timeout)
+
+
+async def _notify(event: Awaitable[None]) -> None:
+    """Observers report; they never fail or block the call they observe for long."""
+    try:
+        await asyncio.wait_for(event, OBSERVER_TIMEOUT_SECONDS)
+    except Exception:
+        log.warning("an observer failed", exc_info=True)
 
 
 def _authorize(owner: Principal, caller: Principal | None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -44,7 +44,7 @@ class ExecutionService:
             return _failure(ErrorCode.NOT_FOUND, "tool handler not found", exit_code=-1)
         workspace = Path(request.session.workspace_path)
         home = session_home(request.session)
-        env = child_environment(home=home, workspace=workspace)
+        child_env = child_environment(home=home, workspace=workspace)
 
         async def run(
             argv: Sequence[str],
@@ -53,9 +53,16 @@ class ExecutionService:
             timeout: float,
             stdin: bytes | None = None,
             output_limit: int = 256 * 1024,
+            env: Mapping[str, str] | None = None,
         ) -> CommandResult:
+            # `env` adds tool-specific variables to the scrubbed child environment.
             return await run_command(
-                argv, cwd=cwd, env=env, timeout=timeout, stdin=stdin, output_limit=output_limit
+                argv,
+                cwd=cwd,
+                env=child_env if env is None else {**child_env, **env},
+                timeout=timeout,
+                stdin=stdin,
+                output_limit=output_limit,
             )
 
         context = ToolContext(

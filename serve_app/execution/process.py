@@ -44,6 +44,7 @@ def child_environment(
     env = {name: source[name] for name in PASSTHROUGH_VARIABLES if source.get(name) is not None}
     env.setdefault("PATH", DEFAULT_PATH)
     env.setdefault("LANG", "C.UTF-8")
+    env.update(_rustup_location(source))
     env.update(
         {
             "HOME": str(home),
@@ -55,6 +56,20 @@ def child_environment(
         }
     )
     return env
+
+
+def _rustup_location(source: Mapping[str, str]) -> dict[str, str]:
+    """Where rustup's toolchains are when the service does not say: `~/.rustup` of the service's
+    own HOME. Children get a per-session HOME, under which rustup's `cargo` proxy finds no
+    toolchain. Only RUSTUP_HOME is derived (CARGO_HOME stays per session, so registry downloads
+    and `cargo install` never write into the service's home), and rustup may not download
+    toolchains into that shared directory on a workspace's request."""
+    if source.get("RUSTUP_HOME") or not source.get("HOME"):
+        return {}
+    rustup_home = Path(source["HOME"]) / ".rustup"
+    if not rustup_home.is_dir():
+        return {}
+    return {"RUSTUP_HOME": str(rustup_home), "RUSTUP_AUTO_INSTALL": "0"}
 
 
 @dataclass(frozen=True)

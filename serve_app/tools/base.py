@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -72,6 +72,7 @@ class CommandRunner(Protocol):
         timeout: float,
         stdin: bytes | None = None,
         output_limit: int = ...,
+        env: Mapping[str, str] | None = None,
     ) -> CommandResult: ...
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
+from serve_app.api.deps import ManagerDep
+from serve_app.api.prometheus import render
 from serve_app.api.responses import JSONLineResponse
 from serve_app.api.schemas import HealthResponse
 
@@ -24,6 +26,8 @@ router.add_api_route("/healthz", healthz, methods=OTHER_METHODS, include_in_sche
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-async def metrics() -> Response:
-    """Prometheus text format of this ingress replica's registry."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request, manager: ManagerDep) -> Response:
+    """Prometheus text for the whole application (every replica's invocations when the state is
+    in Valkey), whichever ingress replica answers. Never authenticated."""
+    snapshot = await manager.metrics()
+    return Response(render(snapshot, request.app.version), media_type=CONTENT_TYPE_LATEST)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from serve_app.api.deps import CallerDep, ManagerDep
 from serve_app.api.responses import JSONLineResponse, envelope
 from serve_app.api.schemas import (
+    AuditEnvelope,
     ClosedEnvelope,
     CreateSessionRequest,
     ErrorEnvelope,
@@ -99,6 +100,23 @@ async def close_session(
     answer closed); in trusted_headers mode an unknown id is 404."""
     await manager.close_session(session_id, caller)
     return JSONLineResponse({"closed": True})
+
+
+@router.get(
+    "/{session_id}/audit",
+    response_model=AuditEnvelope,
+    responses={k: ERRORS[k] for k in (401, 403, 404, 405)},
+)
+async def audit_trail(
+    session_id: str,
+    manager: ManagerDep,
+    caller: CallerDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> JSONLineResponse:
+    """The session's audit trail: one record per terminal invocation, oldest first (the last
+    `limit`). Metadata secrets are redacted; arguments and outputs are not audited."""
+    records = await manager.audit_trail(session_id, caller, limit)
+    return JSONLineResponse({"audit": [record.model_dump(mode="json") for record in records]})
 
 
 @router.get(

@@ -4,16 +4,19 @@ imports Ray; each deployment is a thin shell around plain-Python services."""
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import ray
 import redis
 from fastapi import FastAPI
+from opentelemetry import trace
 from ray import serve
 from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 
+from serve_app import logs, tracing
 from serve_app.api.app import create_app
 from serve_app.api.auth import Authenticator
 from serve_app.config import Settings
@@ -68,6 +71,23 @@ async def _remote(call: Awaitable[T]) -> T:
         raise ServiceError(ErrorCode.UNAVAILABLE, "service temporarily unavailable") from None
 
 
+def _context() -> dict[str, str]:
+    """What crosses a handle besides the call: the trace context and the request id."""
+    request_id = logs.request_id.get()
+    return tracing.inject({"x-request-id": request_id} if request_id else {})
+
+
+@contextmanager
+def _served(context: dict[str, str] | None, name: str, **attributes: str) -> Iterator[trace.Span]:
+    """Serve one handle call inside the caller's trace, with its request id in the logs."""
+    context = context or {}
+    logs.bind(request=context.get("x-request-id"), session=attributes.get("workspace.session_id"))
+    with tracing.tracer().start_as_current_span(
+        name, context=tracing.extract(context), attributes=attributes
+    ) as span:
+        yield span
+
+
 class HandleExecutor:
     """The executor port over a DeploymentHandle to ToolExecutor."""
 
@@ -75,7 +95,9 @@ class HandleExecutor:
         self._handle = handle
 
     async def execute(self, request: ExecutionRequest) -> ExecutionResult:
-        result: ExecutionResult = await _remote(self._handle.execute.remote(request))
+        result: ExecutionResult = await _remote(
+            self._handle.execute.remote(request, context=_context())
+        )
         return result
 
 
@@ -88,27 +110,33 @@ class HandleSessionManager:
     async def create_session(
         self, request: CreateSession, caller: Principal | None = None
     ) -> Session:
-        result: Session = await _remote(self._handle.create_session.remote(request, caller))
+        result: Session = await _remote(
+            self._handle.create_session.remote(request, caller, context=_context())
+        )
         return result
 
     async def get_session(self, session_id: str, caller: Principal | None = None) -> Session:
-        result: Session = await _remote(self._handle.get_session.remote(session_id, caller))
+        result: Session = await _remote(
+            self._handle.get_session.remote(session_id, caller, context=_context())
+        )
         return result
 
     async def close_session(self, session_id: str, caller: Principal | None = None) -> None:
-        await _remote(self._handle.close_session.remote(session_id, caller))
+        await _remote(self._handle.close_session.remote(session_id, caller, context=_context()))
 
     async def list_tools(
         self, session_id: str, caller: Principal | None = None
     ) -> list[Capability]:
-        result: list[Capability] = await _remote(self._handle.list_tools.remote(session_id, caller))
+        result: list[Capability] = await _remote(
+            self._handle.list_tools.remote(session_id, caller, context=_context())
+        )
         return result
 
     async def get_invocation(
         self, invocation_id: str, caller: Principal | None = None
     ) -> Invocation:
         result: Invocation = await _remote(
-            self._handle.get_invocation.remote(invocation_id, caller)
+            self._handle.get_invocation.remote(invocation_id, caller, context=_context())
         )
         return result
 
@@ -116,7 +144,7 @@ class HandleSessionManager:
         self, invocation_id: str, caller: Principal | None = None
     ) -> list[LogLine] | None:
         result: list[LogLine] | None = await _remote(
-            self._handle.get_logs.remote(invocation_id, caller)
+            self._handle.get_logs.remote(invocation_id, caller, context=_context())
         )
         return result
 
@@ -124,19 +152,19 @@ class HandleSessionManager:
         self, invocation_id: str, caller: Principal | None = None
     ) -> list[Artifact] | None:
         result: list[Artifact] | None = await _remote(
-            self._handle.get_artifacts.remote(invocation_id, caller)
+            self._handle.get_artifacts.remote(invocation_id, caller, context=_context())
         )
         return result
 
     async def metrics(self) -> MetricsSnapshot:
-        result: MetricsSnapshot = await _remote(self._handle.metrics.remote())
+        result: MetricsSnapshot = await _remote(self._handle.metrics.remote(context=_context()))
         return result
 
     async def audit_trail(
         self, session_id: str, caller: Principal | None = None, limit: int = 100
     ) -> list[AuditRecord]:
         result: list[AuditRecord] = await _remote(
-            self._handle.audit_trail.remote(session_id, caller, limit)
+            self._handle.audit_trail.remote(session_id, caller, limit, context=_context())
         )
         return result
 
@@ -148,7 +176,7 @@ class HandleSessionManager:
         caller: Principal | None = None,
     ) -> InvokeOutcome:
         result: InvokeOutcome = await _remote(
-            self._handle.invoke.remote(session_id, tool_name, command, caller)
+            self._handle.invoke.remote(session_id, tool_name, command, caller, context=_context())
         )
         return result
 
@@ -196,13 +224,24 @@ class RayMetrics:
 
 class ToolExecutorReplica:
     def __init__(self, settings: Settings) -> None:
+        _observe(settings)
         if not ray.get_gpu_ids():
             # A replica without a GPU must not see the node's GPUs, nor let its tools see them.
             os.environ["CUDA_VISIBLE_DEVICES"] = ""
         self._service = build_executor(settings)
 
-    async def execute(self, request: ExecutionRequest) -> ExecutionResult:
-        return await self._service.execute(request)
+    async def execute(
+        self, request: ExecutionRequest, context: dict[str, str] | None = None
+    ) -> ExecutionResult:
+        attributes = {
+            "workspace.deployment": "ToolExecutor",
+            "workspace.tool": request.tool_name,
+            "workspace.invocation_id": request.invocation_id,
+            "workspace.session_id": request.session.id,
+        }
+        with _served(context, f"execute {request.tool_name}", **attributes):
+            logs.bind(invocation=request.invocation_id)
+            return await self._service.execute(request)
 
     def visible_devices(self) -> str | None:
         return os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -212,6 +251,7 @@ class SessionManagerReplica:
     async def __init__(  # type: ignore[misc]  # Serve awaits async constructors
         self, executor: DeploymentHandle[Any], settings: Settings
     ) -> None:
+        _observe(settings)
         self._stores = build_stores(settings)
         _refuse_unshared_replicas(self._stores)
         await self._stores.check()
@@ -223,35 +263,83 @@ class SessionManagerReplica:
         )
 
     async def create_session(
-        self, request: CreateSession, caller: Principal | None = None
+        self,
+        request: CreateSession,
+        caller: Principal | None = None,
+        context: dict[str, str] | None = None,
     ) -> Session:
-        return await self._service.create_session(request, caller)
+        with _served(context, "SessionManager.create_session"):
+            return await self._service.create_session(request, caller)
 
-    async def get_session(self, session_id: str, caller: Principal | None = None) -> Session:
-        return await self._service.get_session(session_id, caller)
+    async def get_session(
+        self,
+        session_id: str,
+        caller: Principal | None = None,
+        context: dict[str, str] | None = None,
+    ) -> Session:
+        with _served(context, "SessionManager.get_session", **{"workspace.session_id": session_id}):
+            return await self._service.get_session(session_id, caller)
 
-    async def close_session(self, session_id: str, caller: Principal | None = None) -> None:
-        return await self._service.close_session(session_id, caller)
+    async def close_session(
+        self,
+        session_id: str,
+        caller: Principal | None = None,
+        context: dict[str, str] | None = None,
+    ) -> None:
+        with _served(
+            context, "SessionManager.close_session", **{"workspace.session_id": session_id}
+        ):
+            return await self._service.close_session(session_id, caller)
 
     async def list_tools(
-        self, session_id: str, caller: Principal | None = None
+        self,
+        session_id: str,
+        caller: Principal | None = None,
+        context: dict[str, str] | None = None,
     ) -> list[Capability]:
-        return await self._service.list_tools(session_id, caller)
+        with _served(context, "SessionManager.list_tools", **{"workspace.session_id": session_id}):
+            return await self._service.list_tools(session_id, caller)
 
     async def get_invocation(
-        self, invocation_id: str, caller: Principal | None = None
+        self,
+        invocation_id: str,
+        caller: Principal | None = None,
+        context: dict[str, str] | None = None,
     ) -> Invocation:
-        return await self._service.get_invocation(invocation_id, caller)
+        with _served(context, "SessionManager.get_invocation"):
+            return await self._service.get_invocation(invocation_id, caller)
 
     async def get_logs(
-        self, invocation_id: str, caller: Principal | None = None
+        self,
+        invocation_id: str,
+        caller: Principal | None = None,
+        context: dict[str, str] | None = None,
     ) -> list[LogLine] | None:
-        return await self._service.get_logs(invocation_id, caller)
+        with _served(context, "SessionManager.get_logs"):
+            return await self._service.get_logs(invocation_id, caller)
 
     async def get_artifacts(
-        self, invocation_id: str, caller: Principal | None = None
+        self,
+        invocation_id: str,
+        caller: Principal | None = None,
+        context: dict[str, str] | None = None,
     ) -> list[Artifact] | None:
-        return await self._service.get_artifacts(invocation_id, caller)
+        with _served(context, "SessionManager.get_artifacts"):
+            return await self._service.get_artifacts(invocation_id, caller)
+
+    async def metrics(self, context: dict[str, str] | None = None) -> MetricsSnapshot:
+        with _served(context, "SessionManager.metrics"):
+            return await self._service.metrics()
+
+    async def audit_trail(
+        self,
+        session_id: str,
+        caller: Principal | None = None,
+        limit: int = 100,
+        context: dict[str, str] | None = None,
+    ) -> list[AuditRecord]:
+        with _served(context, "SessionManager.audit_trail", **{"workspace.session_id": session_id}):
+            return await self._service.audit_trail(session_id, caller, limit)
 
     async def invoke(
         self,
@@ -259,21 +347,39 @@ class SessionManagerReplica:
         tool_name: str,
         command: InvokeCommand,
         caller: Principal | None = None,
+        context: dict[str, str] | None = None,
     ) -> InvokeOutcome:
-        return await self._service.invoke(session_id, tool_name, command, caller)
-
-    async def metrics(self) -> MetricsSnapshot:
-        return await self._service.metrics()
-
-    async def audit_trail(
-        self, session_id: str, caller: Principal | None = None, limit: int = 100
-    ) -> list[AuditRecord]:
-        return await self._service.audit_trail(session_id, caller, limit)
+        attributes = {
+            "workspace.deployment": "SessionManager",
+            "workspace.tool": tool_name,
+            "workspace.session_id": session_id,
+            "workspace.correlation_id": command.correlation_id or "",
+            "workspace.trace_name": "workspace.tools",
+        }
+        with _served(context, tool_name, **attributes) as span:
+            outcome = await self._service.invoke(session_id, tool_name, command, caller)
+            invocation = outcome.invocation
+            span.update_name(invocation.span_name or tool_name)
+            span.set_attribute("workspace.invocation_id", invocation.id)
+            span.set_attribute("workspace.invocation_status", invocation.status.value)
+            span.set_attribute("workspace.duration_ms", invocation.duration_ms)
+            if invocation.error is not None:
+                span.set_attribute("workspace.error_code", invocation.error.code)
+                span.set_status(trace.Status(trace.StatusCode.ERROR, invocation.error.message))
+            else:
+                span.set_status(trace.Status(trace.StatusCode.OK))
+            return outcome
 
     async def __del__(self) -> None:
         self._sweeper.cancel()
         await self._service.drain(timeout=10)
         await self._stores.close()
+
+
+def _observe(settings: Settings) -> None:
+    """Each replica process: JSON logs, and tracing when enabled."""
+    logs.configure(settings.log_level)
+    tracing.configure(settings)
 
 
 def _refuse_unshared_replicas(stores: Stores) -> None:
@@ -314,6 +420,7 @@ def _check_valkey(settings: Settings) -> None:
 
 class IngressReplica:
     def __init__(self, session_manager: DeploymentHandle[Any], settings: Settings) -> None:
+        _observe(settings)
         self._manager = HandleSessionManager(session_manager)
         self._version = settings.version
         # The token comes from this replica's environment (secrets never travel in arguments).
@@ -325,7 +432,13 @@ class IngressReplica:
             )
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_app(self._manager, authenticator=self._authenticator, version=self._version)
+        # Serve's proxy echoes x-request-id itself.
+        return create_app(
+            self._manager,
+            authenticator=self._authenticator,
+            version=self._version,
+            echo_request_id=False,
+        )
 
 
 # Defaults for a small machine; ray_config/*.yaml overrides them per environment.
@@ -349,7 +462,7 @@ Ingress = serve.deployment(
 
 def build_app(args: AppArgs) -> Application:
     """Compose Ingress → SessionManager → ToolExecutor with one set of settings."""
-    logging.basicConfig(level=args.log_level.upper())
+    logs.configure(args.log_level)
     _check_valkey(args)
     executor = ToolExecutor.bind(args)
     manager = SessionManager.bind(executor, args)

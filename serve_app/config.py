@@ -43,6 +43,13 @@ def env_bool(name: str, default: bool) -> Callable[[], bool]:
     return read
 
 
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, "").strip())
+    except ValueError:
+        return default
+
+
 def env_list(name: str) -> Callable[[], list[str]]:
     def read() -> list[str]:
         raw = os.environ.get(name, "")
@@ -190,6 +197,18 @@ class Settings(BaseModel):
     executor_threads: int = Field(default_factory=env_int("WORKSPACE_EXECUTOR_THREADS", 64), ge=1)
     version: str = Field(default_factory=env_str("WORKSPACE_VERSION", __version__))
     log_level: str = Field(default_factory=env_str("LOG_LEVEL", "info"))
+    environment: str = Field(default_factory=env_str("WORKSPACE_ENV", "unknown"))
+    otel_enabled: bool = Field(default_factory=env_bool("WORKSPACE_OTEL_ENABLED", False))
+    otel_endpoint: str = Field(default_factory=env_str("WORKSPACE_OTEL_EXPORTER_OTLP_ENDPOINT", ""))
+    otel_insecure: bool = Field(
+        default_factory=env_bool("WORKSPACE_OTEL_EXPORTER_OTLP_INSECURE", False)
+    )
+    otel_sampling_ratio: float = Field(
+        default_factory=lambda: _env_float("WORKSPACE_OTEL_SAMPLING_RATIO", 1.0), ge=0, le=1
+    )
+    otel_export_delay_ms: int = Field(
+        default_factory=env_int("WORKSPACE_OTEL_EXPORT_DELAY_MS", 2000), ge=10
+    )
 
     @field_validator("workspace_root", "artifact_root")
     @classmethod

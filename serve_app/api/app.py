@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from serve_app import __version__
 from serve_app.api.auth import Authenticator
 from serve_app.api.body_limit import BodyLimitMiddleware
+from serve_app.api.context import RequestContextMiddleware
 from serve_app.api.ports import SessionManagerPort
 from serve_app.api.responses import JSONLineResponse, error_response
 from serve_app.api.routes import health, invocations, sessions
@@ -29,6 +30,7 @@ def create_app(
     *,
     authenticator: Authenticator | None = None,
     version: str = __version__,
+    echo_request_id: bool = True,
 ) -> FastAPI:
     app = FastAPI(
         title="workspace",
@@ -44,6 +46,7 @@ def create_app(
     app.include_router(sessions.router)
     app.include_router(invocations.router)
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(RequestContextMiddleware, echo_request_id=echo_request_id)
 
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, exc: ServiceError) -> JSONLineResponse:

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from serve_app import logs
 from serve_app.domain import policy
 from serve_app.domain.capability import Capability, Scope
 from serve_app.domain.catalog import Catalog, check_output
@@ -340,6 +341,7 @@ class SessionService:
                 tenant_id=session.principal.tenant_id, actor_id=session.principal.actor_id
             ),
         )
+        logs.bind(session=session.id, invocation=invocation.id)
         # Nothing runs unless its `running` record is persisted: a store failure ends the call here.
         try:
             previous = await self._invocations.create(invocation)

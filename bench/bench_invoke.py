@@ -7,6 +7,8 @@ Targets, each started fresh on loopback in this one run:
   serve-throughput   the application with RAY_SERVE_THROUGHPUT_OPTIMIZED=1 (direct ingress)
   *-valkey           the same target with both stores in a real valkey-server started here
                      (append-only, fsync every second) instead of in memory
+  *-traced           the same target with OpenTelemetry tracing on (sampling 1.0), exporting
+                     over OTLP/HTTP to a sink started here
   echo-throughput    the echo chain in the same mode
 
 For each: `fs.read_file` p50/p99 at concurrency 1, requests/s at concurrency 32, and (application
@@ -24,8 +26,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import aiohttp
@@ -44,6 +48,8 @@ ALL_TARGETS = [
     "echo",
     "serve-throughput",
     "echo-throughput",
+    "inprocess-traced",
+    "serve-traced",
 ]
 
 
@@ -57,6 +63,31 @@ class Result:
     slow_p99_ms: float | None = None
 
 
+class OtlpSink:
+    """Accepts OTLP/HTTP exports and drops them (a collector's cost is not ours)."""
+
+    def __init__(self) -> None:
+        class Sink(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -68,13 +99,15 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
 
 
-def start(target: str, data: Path, valkey: str) -> tuple[subprocess.Popen[str], str]:
+def start(target: str, data: Path, valkey: str, otlp: str) -> tuple[subprocess.Popen[str], str]:
     kind = target.split("-")[0]
     env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}
     if target.endswith("-throughput"):
         env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
     if target.endswith("-valkey"):
         env["WORKSPACE_BENCH_VALKEY_ADDR"] = valkey
+    if target.endswith("-traced"):
+        env["WORKSPACE_BENCH_OTLP_ENDPOINT"] = otlp
     port = free_port()  # Serve's throughput mode serves directly on port + 1
     process = subprocess.Popen(
         [
@@ -226,6 +259,14 @@ def report(results: dict[str, Result]) -> None:
                 f"{durable} vs {app}: p50 +{a.p50_ms - b.p50_ms:.2f} ms (goal <= +1 ms), "
                 f"throughput ratio {a.rps_c32 / b.rps_c32:.2f}x"
             )
+    for app in ("inprocess", "serve"):
+        traced = f"{app}-traced"
+        if app in results and traced in results:
+            a, b = results[traced], results[app]
+            print(
+                f"{traced} vs {app}: p50 +{a.p50_ms - b.p50_ms:.2f} ms "
+                f"({a.p50_ms / b.p50_ms:.2f}x), throughput ratio {a.rps_c32 / b.rps_c32:.2f}x"
+            )
     if "serve" in results and "inprocess" in results:
         a, b = results["serve"], results["inprocess"]
         print(
@@ -260,12 +301,13 @@ def main() -> None:
     targets = args.targets.split(",")
     with tempfile.TemporaryDirectory(prefix="ws-bench-") as data:
         valkey = ValkeyServer(Path(data) / "valkey", fsync="everysec")
+        sink = OtlpSink()
         if any(target.endswith("-valkey") for target in targets):
             valkey.start()
         try:
             for target in targets:
                 print(f"starting {target} ...", file=sys.stderr, flush=True)
-                process, base = start(target, Path(data), valkey.address)
+                process, base = start(target, Path(data), valkey.address, sink.endpoint)
                 try:
                     results[target] = asyncio.run(
                         measure(target, base, args.requests, args.seconds)
@@ -275,6 +317,7 @@ def main() -> None:
                     stop(process)
         finally:
             valkey.stop()
+            sink.stop()
     report(results)
     if args.json:
         args.json.write_text(json.dumps({k: asdict(v) for k, v in results.items()}, indent=2))

@@ -2,7 +2,8 @@
 
     python bench/serve_target.py workspace|echo|inprocess PORT DATA_DIR
 
-With WORKSPACE_BENCH_VALKEY_ADDR set, the application keeps its state in that Valkey.
+With WORKSPACE_BENCH_VALKEY_ADDR set, the application keeps its state in that Valkey; with
+WORKSPACE_BENCH_OTLP_ENDPOINT set, it traces every request (sampling 1.0) to that collector.
 `workspace` and `echo` run on a fresh local Ray cluster (set RAY_SERVE_THROUGHPUT_OPTIMIZED=1 in
 the environment for Serve's throughput-optimized mode, whose ingress then serves HTTP directly on
 PORT + 1); `inprocess` serves the same FastAPI app with in-process services through uvicorn.
@@ -23,7 +24,12 @@ def settings(data: Path) -> "Settings":  # noqa: F821
 
     valkey = os.environ.get("WORKSPACE_BENCH_VALKEY_ADDR", "")
     backend = "valkey" if valkey else "memory"
+    otlp = os.environ.get("WORKSPACE_BENCH_OTLP_ENDPOINT", "")
     return Settings(
+        otel_enabled=bool(otlp),
+        otel_endpoint=otlp,
+        otel_insecure=True,
+        otel_sampling_ratio=1.0,
         workspace_root=data / "workspaces",
         artifact_root=data / "artifacts",
         extra_tool_families=["tests.support.tools:TOOLS"],
@@ -74,10 +80,12 @@ def serve_on_ray(kind: str, port: int, data: Path) -> None:
 def serve_in_process(port: int, data: Path) -> None:
     import uvicorn
 
+    from serve_app import tracing
     from serve_app.api.app import create_app
     from serve_app.wiring import build_executor, build_session_service
 
     config = settings(data)
+    tracing.configure(config)
     app = create_app(build_session_service(config, build_executor(config)))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     threading.Timer(1.0, lambda: print(f"READY http://127.0.0.1:{port}", flush=True)).start()

@@ -31,6 +31,7 @@ PASSTHROUGH_VARIABLES = (
     "NVIDIA_VISIBLE_DEVICES",
     "GOROOT",
     "RUSTUP_HOME",
+    "RUSTUP_AUTO_INSTALL",
     "CARGO_HOME",
     "JAVA_HOME",
 )
@@ -44,7 +45,9 @@ def child_environment(
     env = {name: source[name] for name in PASSTHROUGH_VARIABLES if source.get(name) is not None}
     env.setdefault("PATH", DEFAULT_PATH)
     env.setdefault("LANG", "C.UTF-8")
-    env.update(_rustup_location(source))
+    if "RUSTUP_HOME" not in env and (rustup_home := _service_rustup_home(source)):
+        env["RUSTUP_HOME"] = rustup_home
+        env.setdefault("RUSTUP_AUTO_INSTALL", "0")
     env.update(
         {
             "HOME": str(home),
@@ -53,23 +56,25 @@ def child_environment(
             "GIT_CONFIG_NOSYSTEM": "1",
             # Stop git from discovering a repository above the workspace (e.g. the service's own).
             "GIT_CEILING_DIRECTORIES": str(workspace.parent),
+            # A .pyc is trusted on source mtime (seconds) and size: an edit that keeps the size
+            # within the same second (a patch turning `-` into `+`) would run the old code.
+            "PYTHONDONTWRITEBYTECODE": "1",
         }
     )
     return env
 
 
-def _rustup_location(source: Mapping[str, str]) -> dict[str, str]:
+def _service_rustup_home(source: Mapping[str, str]) -> str | None:
     """Where rustup's toolchains are when the service does not say: `~/.rustup` of the service's
     own HOME. Children get a per-session HOME, under which rustup's `cargo` proxy finds no
     toolchain. Only RUSTUP_HOME is derived (CARGO_HOME stays per session, so registry downloads
-    and `cargo install` never write into the service's home), and rustup may not download
-    toolchains into that shared directory on a workspace's request."""
-    if source.get("RUSTUP_HOME") or not source.get("HOME"):
-        return {}
-    rustup_home = Path(source["HOME"]) / ".rustup"
-    if not rustup_home.is_dir():
-        return {}
-    return {"RUSTUP_HOME": str(rustup_home), "RUSTUP_AUTO_INSTALL": "0"}
+    and `cargo install` never write into the service's home), and unless the service says
+    otherwise rustup may not download toolchains into that shared directory."""
+    home = source.get("HOME")
+    if not home:
+        return None
+    rustup_home = Path(home) / ".rustup"
+    return str(rustup_home) if rustup_home.is_dir() else None
 
 
 @dataclass(frozen=True)

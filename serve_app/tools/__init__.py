@@ -25,9 +25,20 @@ class ToolRegistry:
 
 
 def builtin_tools() -> list[Tool]:
-    from serve_app.tools import fs
+    from serve_app.tools import artifact, c, fs, git, go, gpu, node, python, repo, rust
 
-    return [*fs.TOOLS]
+    return [
+        *fs.TOOLS,
+        *git.TOOLS,
+        *artifact.TOOLS,
+        *gpu.TOOLS,
+        *repo.TOOLS,
+        *go.TOOLS,
+        *rust.TOOLS,
+        *node.TOOLS,
+        *python.TOOLS,
+        *c.TOOLS,
+    ]
 
 
 def load_family(import_path: str) -> list[Tool]:

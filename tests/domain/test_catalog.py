@@ -10,7 +10,7 @@ from jsonschema.exceptions import SchemaError
 from serve_app.domain.capability import Capability
 from serve_app.domain.catalog import Catalog, check_output
 from serve_app.domain.errors import ErrorCode, ServiceError
-from serve_app.tools import build_registry, fs
+from serve_app.tools import build_registry, builtin_tools, fs
 
 
 def full_catalog() -> Catalog:
@@ -56,9 +56,9 @@ def test_all_is_sorted_by_name_and_excludes_aliases() -> None:
     catalog = full_catalog()
     names = [capability.name for capability in catalog.all()]
     assert names == sorted(names)
-    assert len(catalog) == len(fs.TOOLS) == len(names)
+    assert len(catalog) == len(builtin_tools()) == len(names)
     assert "fs.read" not in names
-    assert set(names) == {tool.name for tool in fs.TOOLS}
+    assert set(names) == {tool.name for tool in builtin_tools()}
 
 
 def test_all_sorts_regardless_of_input_order() -> None:

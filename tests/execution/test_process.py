@@ -23,6 +23,7 @@ from serve_app.execution.process import (
 BASE_ENV = {"PATH": DEFAULT_PATH, "LC_ALL": "C"}
 SET_BY_SERVICE = {
     "HOME",
+    "PYTHONDONTWRITEBYTECODE",
     "LC_ALL",
     "GIT_TERMINAL_PROMPT",
     "GIT_CONFIG_NOSYSTEM",

@@ -1,0 +1,277 @@
+"""c.* — compile and run C sources with `cc` (contract §4.2), and the C commands behind repo.*
+(§4.3).
+
+Sources are found within three directory levels. A build compiles every non-test source; a test
+compiles one test source (`*_test.c`, `*test.c`, `test_*.c`) with the non-test sources except
+`main.c`, then runs the binary. Binaries go to `.workspace-build/` (`.workspace-dist/` for
+repo.package), never over a source file.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from serve_app.domain.capability import (
+    Capability,
+    Idempotency,
+    PathField,
+    RiskLevel,
+    Scope,
+    SideEffects,
+)
+from serve_app.domain.errors import ErrorCode, invalid_argument
+from serve_app.tools import projects
+from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult, define
+from serve_app.tools.languages import (
+    BUILD_DIR,
+    DIST_DIR,
+    MAX_FAILED_TESTS,
+    OUTCOME_NOTE,
+    Command,
+    Completed,
+    Coverage,
+    FlagRules,
+    Job,
+    Packaged,
+    ProjectCommands,
+    checked_output_name,
+    combined,
+    language_result,
+    output_dir,
+    relative_arg,
+    run_toolchain,
+    target_path,
+    workspace_root,
+)
+
+STANDARDS = ("c89", "c99", "c11", "c17", "c23")
+BUILD_OPTIONS = ["-O2", "-Wall", "-Wextra"]
+TEST_OPTIONS = ["-O0", "-g", "-Wall", "-Wextra"]
+FLAGS = FlagRules(
+    exact=frozenset(
+        {"-g", "-O0", "-O1", "-O2", "-O3", "-Os", "-Wall", "-Wextra", "-Werror", "-Wpedantic"}
+        | {"-pedantic", "-lm", "-lpthread"}
+    ),
+    prefixes=("-D",),
+)
+_DEFINE = re.compile(r"^-D[A-Za-z_][A-Za-z0-9_]*(=[A-Za-z0-9_.+-]*)?$")
+
+
+def checked_flags(flags: list[str]) -> list[str]:
+    for flag in flags:
+        if flag.startswith("-D") and not _DEFINE.fullmatch(flag):
+            raise invalid_argument(f"not a macro definition: {flag!r}")
+    return flags
+
+
+def checked_standard(value: str | None) -> str:
+    standard = (value or "c11").strip().lower()
+    if standard not in STANDARDS:
+        raise invalid_argument(f"standard must be one of {', '.join(STANDARDS)}")
+    return standard
+
+
+async def _sources(ctx: ToolContext) -> list[str]:
+    root = workspace_root(ctx)
+    return list(await ctx.blocking(lambda: projects.c_sources(root)))
+
+
+def _no_sources(message: str) -> ToolFailed:
+    return ToolFailed(ErrorCode.EXECUTION_FAILED, message, exit_code=1)
+
+
+def _source_arg(ctx: ToolContext, value: str | None, name: str) -> str | None:
+    path = target_path(ctx, value, name)
+    if path is None:
+        return None
+    if not path.relative.endswith(".c") or not path.real.is_file():
+        raise invalid_argument(f"{name} must be an existing .c file: {value}")
+    return relative_arg(path)
+
+
+async def build_sources(ctx: ToolContext, value: str | None, name: str = "target") -> list[str]:
+    chosen = _source_arg(ctx, value, name)
+    if chosen is not None:
+        return [chosen]
+    sources = [f"./{s}" for s in await _sources(ctx) if not projects.is_c_test(s)]
+    if not sources:
+        raise _no_sources("no C source files found (*.c within three directory levels)")
+    return sources
+
+
+async def test_sources(ctx: ToolContext, value: str | None, name: str = "target") -> list[str]:
+    found = await _sources(ctx)
+    chosen = _source_arg(ctx, value, name)
+    if chosen is None:
+        tests = [s for s in found if projects.is_c_test(s)]
+        if not tests:
+            raise _no_sources("no C test source found (*_test.c, *test.c or test_*.c)")
+        chosen = f"./{tests[0]}"
+    support = [
+        f"./{s}"
+        for s in found
+        if not projects.is_c_test(s) and s.rsplit("/", 1)[-1] != "main.c" and f"./{s}" != chosen
+    ]
+    return [chosen, *support]
+
+
+def cc(*args: str) -> Command:
+    return Command(["cc", *args], "c")
+
+
+async def compile_and_run(
+    ctx: ToolContext, sources: list[str], options: list[str], output: str, *, run: bool, kb: int
+) -> tuple[Completed, str]:
+    """Compile `sources` into `.workspace-build/<output>` and, when `run`, execute it. Returns
+    the combined run and the binary's workspace path ("" when compilation failed)."""
+    build_dir = await output_dir(ctx, BUILD_DIR)
+    binary = f"{build_dir.relative}/{output}"
+    compiled = await run_toolchain(ctx, cc(*options, "-o", binary, *sources), output_kb=kb)
+    binary_path = binary if compiled.exit_code == 0 else ""
+    if compiled.exit_code != 0 or not run:
+        return compiled, binary_path
+    executed = await run_toolchain(ctx, Command([f"./{binary}"], "c"), output_kb=kb)
+    return combined(compiled, executed, report_first=True), binary_path
+
+
+# repo.* commands --------------------------------------------------------------------------------
+
+
+async def _build(job: Job) -> Completed:
+    sources = await build_sources(job.ctx, job.target)
+    options = ["-std=c11", *BUILD_OPTIONS, *checked_flags(job.extra_args)]
+    run, _ = await compile_and_run(job.ctx, sources, options, "c-app", run=False, kb=job.output_kb)
+    return run
+
+
+async def _test(job: Job) -> Completed:
+    sources = await test_sources(job.ctx, job.target)
+    options = ["-std=c11", *TEST_OPTIONS, *checked_flags(job.extra_args)]
+    run, _ = await compile_and_run(job.ctx, sources, options, "c-test", run=True, kb=job.output_kb)
+    return run
+
+
+async def _syntax_check(job: Job, warnings: list[str]) -> Completed:
+    path = _source_arg(job.ctx, job.target, "target")
+    sources = [path] if path else [f"./{s}" for s in await _sources(job.ctx)]
+    if not sources:
+        raise _no_sources("no C source files found (*.c within three directory levels)")
+    return await job.run(cc("-std=c11", "-fsyntax-only", *warnings, *sources))
+
+
+async def _validate(job: Job) -> Completed:
+    return await _syntax_check(job, ["-Wall", "-Wextra"])
+
+
+async def _static_analysis(job: Job) -> Completed:
+    return await _syntax_check(job, ["-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Wconversion"])
+
+
+async def _coverage(job: Job) -> Coverage:
+    return Coverage(await _test(job), supported=False)
+
+
+async def _package(job: Job) -> Packaged:
+    sources = await build_sources(job.ctx, job.target)
+    dist = await output_dir(job.ctx, DIST_DIR)
+    run = await job.run(cc("-std=c11", *BUILD_OPTIONS, "-o", f"{dist.relative}/c-app", *sources))
+    return Packaged(run, f"{dist.relative}/c-app")
+
+
+COMMANDS = ProjectCommands(
+    build_flags=FLAGS,
+    test_flags=FLAGS,
+    build=_build,
+    test=_test,
+    validate=_validate,
+    static_analysis=_static_analysis,
+    coverage=_coverage,
+    package=_package,
+)
+
+
+# c.* tools --------------------------------------------------------------------------------------
+
+_OUTPUTS = {
+    "exit_code": {"type": "integer"},
+    "compiled_binary_path": {"type": "string"},
+    "coverage_percent": {"type": "number"},
+    "diagnostics": {"type": "array", "items": {"type": "string"}},
+    "command": {"type": "array", "items": {"type": "string"}},
+    "output": {"type": "string"},
+}
+
+
+def _c_tool(name: str, description: str, output_kb: int, **fields: Any) -> Capability:
+    return define(
+        name=name,
+        description=f"{description} {OUTCOME_NOTE}",
+        scope=Scope.REPO,
+        risk=RiskLevel.MEDIUM,
+        approval=False,
+        side_effects=SideEffects.REVERSIBLE,
+        idempotency=Idempotency.BEST_EFFORT,
+        timeout=180,
+        output_kb=output_kb,
+        outputs=_OUTPUTS | fields.pop("outputs", {}),
+        path_fields=[PathField(field="source")],
+        **fields,
+    )
+
+
+_COMMON = {
+    "source": {"type": "string", "description": "A .c file (default: discovered sources)"},
+    "output_name": {"type": "string", "maxLength": 128},
+    "standard": {"type": "string", "enum": list(STANDARDS)},
+}
+
+BUILD = _c_tool(
+    "c.build",
+    f"Compile C source files with constrained compiler options (binary in {BUILD_DIR}/).",
+    1024,
+    properties=_COMMON,
+    examples=[{"source": "main.c", "output_name": "app", "standard": "c11"}],
+)
+
+
+async def _build_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    standard = checked_standard(args.get("standard"))
+    name = checked_output_name(args.get("output_name"), "c-app")
+    sources = await build_sources(ctx, args.get("source"), "source")
+    options = [f"-std={standard}", *BUILD_OPTIONS]
+    run, binary = await compile_and_run(ctx, sources, options, name, run=False, kb=1024)
+    output = language_result(run, workspace_root(ctx), compiled_binary_path=binary)
+    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+
+
+TEST = _c_tool(
+    "c.test",
+    "Compile and optionally run C test source files (run defaults to true; the test binary's "
+    "exit code is the result).",
+    2048,
+    properties=_COMMON | {"run": {"type": "boolean"}},
+    outputs={"failed_tests": {"type": "array"}, "failed_count": {"type": "integer"}},
+    examples=[{"source": "calc_test.c", "run": True}],
+)
+
+
+async def _test_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    standard = checked_standard(args.get("standard"))
+    name = checked_output_name(args.get("output_name"), "c-test")
+    sources = await test_sources(ctx, args.get("source"), "source")
+    options = [f"-std={standard}", *TEST_OPTIONS]
+    run, binary = await compile_and_run(
+        ctx, sources, options, name, run=args.get("run", True), kb=2048
+    )
+    failures = projects.failed_tests(run.output, MAX_FAILED_TESTS)
+    output = language_result(
+        run,
+        workspace_root(ctx),
+        compiled_binary_path=binary,
+        extra={"failed_tests": failures, "failed_count": len(failures)},
+    )
+    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+
+
+TOOLS: list[Tool] = [Tool(BUILD, _build_tool), Tool(TEST, _test_tool)]

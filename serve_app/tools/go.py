@@ -1,0 +1,361 @@
+"""go.* — the Go toolchain (contract §4.2), and the Go commands behind repo.* (§4.3).
+
+Go's caches live under the per-session HOME (GOCACHE, GOPATH default there); the module cache is
+made writable so a session's directory can always be removed, and a go.mod never triggers a
+toolchain download.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from serve_app.domain.capability import (
+    Capability,
+    Idempotency,
+    RiskLevel,
+    Scope,
+    SideEffects,
+)
+from serve_app.domain.errors import invalid_argument, policy_denied
+from serve_app.tools import projects
+from serve_app.tools.base import Tool, ToolContext, ToolResult, define
+from serve_app.tools.languages import (
+    BUILD_DIR,
+    DIST_DIR,
+    MAX_FAILED_TESTS,
+    OUTCOME_NOTE,
+    Command,
+    Completed,
+    Coverage,
+    FlagRules,
+    Job,
+    Packaged,
+    ProjectCommands,
+    checked_output_name,
+    checked_target,
+    language_result,
+    output_dir,
+    relative_arg,
+    run_toolchain,
+    workspace_root,
+)
+
+ENV = {"GOFLAGS": "-modcacherw", "GOTOOLCHAIN": "local"}
+_DENIED = ("-exec", "-toolexec", "-mod=mod", "-modfile", "-overlay", "-buildmode=plugin")
+BUILD_FLAGS = FlagRules(
+    exact=frozenset({"-v", "-x", "-race", "-trimpath", "-cover", "-mod=readonly", "-mod=vendor"}),
+    valued=frozenset({"-tags"}),
+    prefixes=("-tags=",),
+    denied_prefixes=_DENIED,
+)
+TEST_FLAGS = FlagRules(
+    exact=BUILD_FLAGS.exact | {"-short", "-failfast"},
+    valued=frozenset({"-tags", "-run", "-count", "-timeout"}),
+    prefixes=("-tags=", "-run=", "-count=", "-timeout="),
+    denied_prefixes=_DENIED,
+)
+_IMPORT_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.~/-]*$")
+_LDFLAG_X = re.compile(r"^[A-Za-z0-9_./-]+=[A-Za-z0-9_.+:@/-]*$")
+LDFLAGS_MAX = 512
+RUN_PATTERN_MAX = 256
+
+
+def command(*args: str) -> Command:
+    return Command(["go", *args], "go", ENV)
+
+
+def package_pattern(ctx: ToolContext, value: str | None, default: str = "./...") -> str:
+    """A package pattern: `./dir`, `./dir/...` (jailed as workspace paths) or an import path."""
+    target = checked_target(value)
+    if not target:
+        return default
+    if target.startswith((".", "/")):
+        base, recursive = target, ""
+        if target == "..." or target.endswith("/..."):
+            base, recursive = target[: -len("...")].rstrip("/") or ".", "/..."
+        return relative_arg(ctx.path(base)) + recursive
+    base = target.removesuffix("/...")
+    if not _IMPORT_PATH.fullmatch(base) or ".." in base.split("/"):
+        raise invalid_argument(f"not a Go package pattern: {target!r}")
+    return target
+
+
+def checked_ldflags(value: str | None) -> list[str]:
+    """Only `-s`, `-w` and `-X importpath.name=value` may reach the linker."""
+    text = (value or "").strip()
+    if not text:
+        return []
+    if len(text) > LDFLAGS_MAX:
+        raise invalid_argument(f"ldflags longer than {LDFLAGS_MAX} characters")
+    tokens = text.split()
+    checked: list[str] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token in ("-s", "-w"):
+            checked.append(token)
+        elif token == "-X" and index + 1 < len(tokens) and _LDFLAG_X.fullmatch(tokens[index + 1]):
+            checked += [token, tokens[index + 1]]
+            index += 1
+        else:
+            raise policy_denied(f"ldflags may only hold -s, -w and -X name=value, not {token!r}")
+        index += 1
+    return checked
+
+
+def checked_run_pattern(value: str | None) -> str:
+    pattern = (value or "").strip()
+    if len(pattern) > RUN_PATTERN_MAX or any(c in pattern for c in "\x00\n\r"):
+        raise invalid_argument(f"run_pattern must be one line of at most {RUN_PATTERN_MAX} chars")
+    return pattern
+
+
+async def _coverage_run(
+    ctx: ToolContext, pattern: str, flags: list[str], output_kb: int
+) -> tuple[Completed, float | None]:
+    """`go test -coverprofile` into a private temporary directory, then `go tool cover -func`
+    for the total over every package."""
+    scratch = Path(await ctx.blocking(lambda: tempfile.mkdtemp(prefix="go-cover-")))
+    try:
+        profile = scratch / "cover.out"
+        run = await run_toolchain(
+            ctx, command("test", *flags, f"-coverprofile={profile}", pattern), output_kb=output_kb
+        )
+        report = ""
+        if await ctx.blocking(profile.is_file):
+            func = await run_toolchain(
+                ctx, command("tool", "cover", f"-func={profile}"), output_kb=256
+            )
+            report = func.output
+        return run, projects.go_coverage(report, run.output)
+    finally:
+        await ctx.blocking(lambda: shutil.rmtree(scratch, ignore_errors=True))
+
+
+# repo.* commands --------------------------------------------------------------------------------
+
+
+async def _build(job: Job) -> Completed:
+    return await job.run(command("build", *job.extra_args, package_pattern(job.ctx, job.target)))
+
+
+async def _test(job: Job) -> Completed:
+    return await job.run(command("test", *job.extra_args, package_pattern(job.ctx, job.target)))
+
+
+async def _validate(job: Job) -> Completed:
+    return await job.run(command("build", package_pattern(job.ctx, job.target)))
+
+
+async def _vet(job: Job) -> Completed:
+    return await job.run(command("vet", package_pattern(job.ctx, job.target)))
+
+
+async def _coverage(job: Job) -> Coverage:
+    pattern = package_pattern(job.ctx, job.target)
+    run, percent = await _coverage_run(job.ctx, pattern, [], job.output_kb)
+    return Coverage(run, supported=True, percent=percent)
+
+
+async def _package(job: Job) -> Packaged:
+    pattern = package_pattern(job.ctx, job.target, default=".")
+    name = pattern.rstrip("/").rsplit("/", 1)[-1]
+    name = checked_output_name(None if name in (".", "...") else name, "app")
+    dist = await output_dir(job.ctx, DIST_DIR)
+    run = await job.run(command("build", "-o", f"./{dist.relative}/{name}", pattern))
+    return Packaged(run, f"{dist.relative}/{name}")
+
+
+COMMANDS = ProjectCommands(
+    build_flags=BUILD_FLAGS,
+    test_flags=TEST_FLAGS,
+    build=_build,
+    test=_test,
+    validate=_validate,
+    static_analysis=_vet,
+    coverage=_coverage,
+    package=_package,
+)
+
+
+# go.* tools -------------------------------------------------------------------------------------
+
+_OUTPUTS = {
+    "exit_code": {"type": "integer"},
+    "compiled_binary_path": {"type": "string"},
+    "coverage_percent": {"type": "number"},
+    "diagnostics": {"type": "array", "items": {"type": "string"}},
+    "command": {"type": "array", "items": {"type": "string"}},
+    "output": {"type": "string"},
+}
+_TARGET = {"type": "string", "description": "Package pattern, default ./... (e.g. ./cmd/app)"}
+
+
+def _go_tool(
+    name: str, description: str, timeout: int, output_kb: int, **fields: Any
+) -> Capability:
+    return define(
+        name=name,
+        description=f"{description} {OUTCOME_NOTE}",
+        scope=Scope.REPO,
+        risk=RiskLevel.MEDIUM,
+        approval=False,
+        side_effects=SideEffects.REVERSIBLE,
+        idempotency=Idempotency.BEST_EFFORT,
+        timeout=timeout,
+        output_kb=output_kb,
+        outputs=_OUTPUTS | fields.pop("outputs", {}),
+        **fields,
+    )
+
+
+MOD_TIDY = _go_tool(
+    "go.mod.tidy",
+    "Run go mod tidy to validate and normalize module dependencies. With check=true go.mod and "
+    "go.sum are left as they were and exit_code 1 reports that tidying would change them.",
+    180,
+    1024,
+    properties={"check": {"type": "boolean", "description": "Report only (default false)"}},
+    outputs={"changed_files": {"type": "array", "items": {"type": "string"}}},
+    examples=[{"check": True}],
+)
+
+_MODULE_FILES = ("go.mod", "go.sum")
+
+
+def _snapshot(root: Path) -> dict[str, bytes | None]:
+    return {
+        name: (root / name).read_bytes() if (root / name).is_file() else None
+        for name in _MODULE_FILES
+    }
+
+
+def _restore(root: Path, snapshot: dict[str, bytes | None]) -> None:
+    for name, data in snapshot.items():
+        if data is None:
+            (root / name).unlink(missing_ok=True)
+        else:
+            (root / name).write_bytes(data)
+
+
+async def _mod_tidy(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    root = workspace_root(ctx)
+    for name in _MODULE_FILES:
+        ctx.path(name)  # both files must be inside the jail before tidy rewrites them
+    before = await ctx.blocking(lambda: _snapshot(root))
+    if before["go.mod"] is None:
+        raise invalid_argument("go.mod not found in the workspace")
+    run = await run_toolchain(ctx, command("mod", "tidy"), output_kb=1024)
+    after = await ctx.blocking(lambda: _snapshot(root))
+    changed = [name for name in _MODULE_FILES if before[name] != after[name]]
+    if args.get("check") and changed:
+        await ctx.blocking(lambda: _restore(root, before))
+        run = Completed(
+            run.command,
+            1 if run.exit_code == 0 else run.exit_code,
+            run.output + "".join(f"{name}: not tidy\n" for name in changed),
+            run.truncated,
+            run.logs,
+        )
+    output = language_result(run, root, extra={"changed_files": changed})
+    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+
+
+GENERATE = _go_tool(
+    "go.generate",
+    "Run go generate for a package target.",
+    180,
+    1024,
+    properties={"target": _TARGET},
+    examples=[{"target": "./..."}],
+)
+
+
+async def _generate(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    pattern = package_pattern(ctx, args.get("target"))
+    run = await run_toolchain(ctx, command("generate", pattern), output_kb=1024)
+    output = language_result(run, workspace_root(ctx))
+    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+
+
+BUILD = _go_tool(
+    "go.build",
+    "Compile Go package with restricted build flags and optional output binary name "
+    f"(written to {BUILD_DIR}/<output_name>). ldflags admits only -s, -w and -X name=value.",
+    300,
+    2048,
+    properties={
+        "target": _TARGET,
+        "ldflags": {"type": "string", "maxLength": LDFLAGS_MAX},
+        "output_name": {"type": "string", "maxLength": 128},
+        "race": {"type": "boolean"},
+    },
+    examples=[{"target": "./cmd/app", "output_name": "app", "ldflags": "-s -w"}],
+)
+
+
+async def _build_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    ldflags = checked_ldflags(args.get("ldflags"))
+    flags = ["-race"] if args.get("race") else []
+    if ldflags:
+        flags.append("-ldflags=" + " ".join(ldflags))
+    binary = ""
+    if args.get("output_name"):
+        name = checked_output_name(args["output_name"], "app")
+        pattern = package_pattern(ctx, args.get("target"), default=".")
+        build_dir = await output_dir(ctx, BUILD_DIR)
+        binary = f"{build_dir.relative}/{name}"
+        flags += ["-o", f"./{binary}"]
+    else:
+        pattern = package_pattern(ctx, args.get("target"))
+    run = await run_toolchain(ctx, command("build", *flags, pattern), output_kb=2048)
+    output = language_result(
+        run, workspace_root(ctx), compiled_binary_path=binary if run.exit_code == 0 else ""
+    )
+    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+
+
+TEST = _go_tool(
+    "go.test",
+    "Run Go tests with optional coverage and run-pattern filter.",
+    300,
+    2048,
+    properties={
+        "package": _TARGET,
+        "coverage": {"type": "boolean", "description": "Measure statement coverage"},
+        "run_pattern": {"type": "string", "maxLength": RUN_PATTERN_MAX},
+    },
+    outputs={"failed_tests": {"type": "array"}, "failed_count": {"type": "integer"}},
+    examples=[{"package": "./...", "coverage": True, "run_pattern": "TestAdd"}],
+)
+
+
+async def _test_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    pattern = package_pattern(ctx, args.get("package"))
+    run_pattern = checked_run_pattern(args.get("run_pattern"))
+    flags = [f"-run={run_pattern}"] if run_pattern else []
+    coverage: float | None = None
+    if args.get("coverage"):
+        run, coverage = await _coverage_run(ctx, pattern, flags, 2048)
+    else:
+        run = await run_toolchain(ctx, command("test", *flags, pattern), output_kb=2048)
+    failures = projects.failed_tests(run.output, MAX_FAILED_TESTS)
+    output = language_result(
+        run,
+        workspace_root(ctx),
+        coverage_percent=coverage,
+        extra={"failed_tests": failures, "failed_count": len(failures)},
+    )
+    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+
+
+TOOLS: list[Tool] = [
+    Tool(MOD_TIDY, _mod_tidy),
+    Tool(GENERATE, _generate),
+    Tool(BUILD, _build_tool),
+    Tool(TEST, _test_tool),
+]

@@ -1,0 +1,359 @@
+"""python.* — venv installs, compile checks and pytest (contract §4.2), and the Python commands
+behind repo.* (§4.3).
+
+The interpreter is the workspace's own `.venv/bin/python` when the workspace has a `.venv`
+(python.install_deps creates it), else `python3` from the service's PATH — never the service's
+own interpreter. pytest runs as `<python> -m pytest`, so the workspace root is importable.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from serve_app.domain.capability import (
+    Capability,
+    Idempotency,
+    PathField,
+    RiskLevel,
+    Scope,
+    SideEffects,
+)
+from serve_app.domain.errors import ErrorCode, invalid_argument
+from serve_app.tools import projects
+from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult, define
+from serve_app.tools.languages import (
+    DIST_DIR,
+    MAX_FAILED_TESTS,
+    OUTCOME_NOTE,
+    Command,
+    Completed,
+    Coverage,
+    FlagRules,
+    Job,
+    Packaged,
+    ProjectCommands,
+    combined,
+    language_result,
+    output_dir,
+    relative_arg,
+    run_toolchain,
+    target_path,
+    workspace_root,
+)
+
+VENV_DIR = ".venv"
+ENV = {"PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONUNBUFFERED": "1"}
+# compileall skips what is not the project's own code.
+COMPILE_EXCLUDE = r"(^|/)(\.venv|\.git|node_modules|\.workspace-build|\.workspace-dist)(/|$)"
+BUILD_FLAGS = FlagRules(exact=frozenset({"-q"}))
+TEST_FLAGS = FlagRules(
+    exact=frozenset({"-q", "-v", "-x", "-s", "-l", "--disable-warnings", "--no-header"}),
+    valued=frozenset({"-k", "-m"}),
+    prefixes=("--maxfail=", "--tb="),
+    positional="path",
+)
+RUN_PATTERN_MAX = 256
+_BUILT_WHEEL = re.compile(r"filename=(?P<name>[^\s/]+\.whl)")
+
+
+def interpreter(ctx: ToolContext) -> str:
+    """The workspace venv's python (checked through the jail: `.venv/bin` must be a real
+    directory inside the workspace), else `python3` from PATH."""
+    if not (workspace_root(ctx) / VENV_DIR).exists():
+        return "python3"
+    bin_dir = ctx.path(f"{VENV_DIR}/bin")
+    python = bin_dir.real / "python"
+    return str(python) if python.exists() else "python3"
+
+
+def python_command(ctx: ToolContext, *args: str, env: dict[str, str] | None = None) -> Command:
+    return Command([interpreter(ctx), *args], "python", ENV | (env or {}))
+
+
+def ensure_pytest(run: Completed) -> Completed:
+    """pytest missing from the interpreter is a missing toolchain, not a failing test run."""
+    if run.exit_code != 0 and "No module named pytest" in run.output:
+        raise ToolFailed(
+            ErrorCode.EXECUTION_FAILED,
+            f"pytest is not installed for {run.command[0]} (add it to the requirements and run "
+            "python.install_deps)",
+            exit_code=127,
+            output={"command": run.command, "exit_code": 127, "output": run.output},
+            logs=run.logs,
+        )
+    return run
+
+
+def _target_arg(ctx: ToolContext, value: str | None) -> str:
+    path = target_path(ctx, value)
+    return relative_arg(path) if path is not None else "."
+
+
+async def compile_check(ctx: ToolContext, target: str | None, output_kb: int) -> Completed:
+    """`compileall` with byte-code written to a private directory: the workspace is unchanged."""
+    cache = Path(await ctx.blocking(lambda: tempfile.mkdtemp(prefix="pycache-")))
+    try:
+        command = python_command(
+            ctx,
+            "-m",
+            "compileall",
+            "-q",
+            "-x",
+            COMPILE_EXCLUDE,
+            _target_arg(ctx, target),
+            env={"PYTHONPYCACHEPREFIX": str(cache)},
+        )
+        return await run_toolchain(ctx, command, output_kb=output_kb)
+    finally:
+        await ctx.blocking(lambda: shutil.rmtree(cache, ignore_errors=True))
+
+
+async def _has_module(ctx: ToolContext, module: str) -> bool:
+    run = await run_toolchain(ctx, python_command(ctx, "-c", f"import {module}"), output_kb=16)
+    return run.exit_code == 0
+
+
+def _pytest(ctx: ToolContext, *args: str) -> Command:
+    return python_command(ctx, "-m", "pytest", *args)
+
+
+# repo.* commands --------------------------------------------------------------------------------
+
+
+async def _build(job: Job) -> Completed:
+    command = python_command(
+        job.ctx,
+        "-m",
+        "compileall",
+        *job.extra_args,
+        "-x",
+        COMPILE_EXCLUDE,
+        _target_arg(job.ctx, job.target),
+    )
+    return await job.run(command)
+
+
+def _test_target(job: Job) -> list[str]:
+    path = target_path(job.ctx, job.target)
+    return [relative_arg(path)] if path is not None else []
+
+
+async def _test(job: Job) -> Completed:
+    return ensure_pytest(await job.run(_pytest(job.ctx, "-q", *_test_target(job), *job.extra_args)))
+
+
+async def _validate(job: Job) -> Completed:
+    return await compile_check(job.ctx, job.target, job.output_kb)
+
+
+async def _static_analysis(job: Job) -> Completed:
+    """ruff when it is on PATH, else pyflakes when the interpreter has it, else a compile check."""
+    target = _target_arg(job.ctx, job.target)
+    if shutil.which("ruff"):
+        ruff = Command(["ruff", "check", "--no-cache", "--output-format=concise", target], "ruff")
+        return await job.run(ruff)
+    if await _has_module(job.ctx, "pyflakes"):
+        return await job.run(python_command(job.ctx, "-m", "pyflakes", target))
+    return await compile_check(job.ctx, job.target, job.output_kb)
+
+
+async def _coverage(job: Job) -> Coverage:
+    if not await _has_module(job.ctx, "pytest_cov"):
+        return Coverage(await _test(job), supported=False)
+    command = _pytest(job.ctx, "-q", "--cov=.", "--cov-report=term", *_test_target(job))
+    run = ensure_pytest(await job.run(command))
+    return Coverage(run, supported=True, percent=projects.pytest_coverage(run.output))
+
+
+async def _package(job: Job) -> Packaged:
+    """A wheel of the project (`pip wheel --no-deps`, pip's isolated build with the project's
+    declared build requirements)."""
+    dist = await output_dir(job.ctx, DIST_DIR)
+    command = python_command(
+        job.ctx,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "-w",
+        dist.relative,
+        _target_arg(job.ctx, job.target),
+    )
+    run = await job.run(command)
+    built = _BUILT_WHEEL.search(run.output)
+    return Packaged(run, f"{dist.relative}/{built['name']}" if built else dist.relative)
+
+
+COMMANDS = ProjectCommands(
+    build_flags=BUILD_FLAGS,
+    test_flags=TEST_FLAGS,
+    build=_build,
+    test=_test,
+    validate=_validate,
+    static_analysis=_static_analysis,
+    coverage=_coverage,
+    package=_package,
+)
+
+
+# python.* tools ---------------------------------------------------------------------------------
+
+_OUTPUTS = {
+    "exit_code": {"type": "integer"},
+    "compiled_binary_path": {"type": "string"},
+    "coverage_percent": {"type": "number"},
+    "diagnostics": {"type": "array", "items": {"type": "string"}},
+    "command": {"type": "array", "items": {"type": "string"}},
+    "output": {"type": "string"},
+}
+
+
+def _python_tool(name: str, description: str, **fields: Any) -> Capability:
+    return define(
+        name=name,
+        description=f"{description} {OUTCOME_NOTE}",
+        scope=Scope.REPO,
+        approval=False,
+        outputs=_OUTPUTS | fields.pop("outputs", {}),
+        **fields,
+    )
+
+
+INSTALL_DEPS = _python_tool(
+    "python.install_deps",
+    f"Install Python dependencies in an isolated venv ({VENV_DIR} in the workspace, created with "
+    "python3 -m venv; then pip install -r requirements_file [-c constraints_file]). Without a "
+    "requirements file nothing is installed.",
+    risk=RiskLevel.MEDIUM,
+    side_effects=SideEffects.REVERSIBLE,
+    idempotency=Idempotency.BEST_EFFORT,
+    timeout=300,
+    output_kb=2048,
+    properties={
+        "use_venv": {"type": "boolean", "description": "Must be true (default)"},
+        "requirements_file": {"type": "string", "description": "Default requirements.txt"},
+        "constraints_file": {"type": "string"},
+    },
+    outputs={"venv_path": {"type": "string"}, "requirements_file": {"type": "string"}},
+    path_fields=[PathField(field="requirements_file"), PathField(field="constraints_file")],
+    examples=[{"requirements_file": "requirements.txt"}],
+)
+
+
+def _existing_file(ctx: ToolContext, value: str, name: str) -> str:
+    path = target_path(ctx, value, name)
+    if path is None or not path.real.is_file():
+        raise invalid_argument(f"{name} not found: {value}")
+    return relative_arg(path)
+
+
+async def _install_deps(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    if not args.get("use_venv", True):
+        raise invalid_argument("python.install_deps requires use_venv=true")
+    root = workspace_root(ctx)
+    requested = args.get("requirements_file") or ""
+    if not requested and (root / "requirements.txt").is_file():
+        requested = "requirements.txt"
+    constraints = args.get("constraints_file") or ""
+    requirements = _existing_file(ctx, requested, "requirements_file") if requested else ""
+    pinned = _existing_file(ctx, constraints, "constraints_file") if constraints else ""
+    if not requirements:
+        note = "no requirements file found; nothing installed"
+        output = {
+            "exit_code": 0,
+            "compiled_binary_path": "",
+            "coverage_percent": None,
+            "diagnostics": [note],
+            "command": [],
+            "output": note,
+            "venv_path": "",
+            "requirements_file": "",
+        }
+        return ToolResult(output=output)
+    venv = ctx.path(VENV_DIR)
+    created: Completed | None = None
+    if not (venv.real / "bin" / "python").exists():
+        created = await run_toolchain(
+            ctx, Command(["python3", "-m", "venv", VENV_DIR], "python", ENV), output_kb=256
+        )
+        if created.exit_code != 0:
+            output = language_result(created, root, extra={"venv_path": VENV_DIR})
+            return ToolResult(output=output, logs=created.logs, exit_code=created.exit_code)
+    pip = ["-m", "pip", "install", "-r", requirements] + (["-c", pinned] if pinned else [])
+    run = await run_toolchain(ctx, python_command(ctx, *pip), output_kb=2048)
+    if created is not None:
+        run = combined(created, run)
+    output = language_result(
+        run, root, extra={"venv_path": VENV_DIR, "requirements_file": requirements}
+    )
+    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+
+
+VALIDATE = _python_tool(
+    "python.validate",
+    "Validate Python syntax/bytecode compilation (byte-code goes to a scratch directory, not "
+    "the workspace).",
+    risk=RiskLevel.LOW,
+    side_effects=SideEffects.NONE,
+    idempotency=Idempotency.GUARANTEED,
+    timeout=180,
+    output_kb=1024,
+    properties={"target": {"type": "string", "description": "File or directory (default .)"}},
+    path_fields=[PathField(field="target")],
+    examples=[{"target": "."}],
+)
+
+
+async def _validate_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    run = await compile_check(ctx, args.get("target"), 1024)
+    output = language_result(run, workspace_root(ctx))
+    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+
+
+TEST = _python_tool(
+    "python.test",
+    "Run Python tests with constrained pytest options (`-q --maxfail max_fail [target] "
+    "[-k run_pattern]`, max_fail default 1).",
+    risk=RiskLevel.MEDIUM,
+    side_effects=SideEffects.REVERSIBLE,
+    idempotency=Idempotency.BEST_EFFORT,
+    timeout=300,
+    output_kb=2048,
+    properties={
+        "target": {"type": "string", "description": "Test file or directory"},
+        "run_pattern": {"type": "string", "maxLength": RUN_PATTERN_MAX},
+        "max_fail": {"type": "integer", "minimum": 1, "maximum": 20},
+    },
+    outputs={"failed_tests": {"type": "array"}, "failed_count": {"type": "integer"}},
+    path_fields=[PathField(field="target")],
+    examples=[{"target": "tests", "run_pattern": "add", "max_fail": 5}],
+)
+
+
+async def _test_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    pattern = (args.get("run_pattern") or "").strip()
+    if any(c in pattern for c in "\x00\n\r"):
+        raise invalid_argument("run_pattern must be a single line")
+    argv = ["-q", f"--maxfail={args.get('max_fail', 1)}"]
+    path = target_path(ctx, args.get("target"))
+    if path is not None:
+        argv.append(relative_arg(path))
+    if pattern:
+        argv += ["-k", pattern]
+    run = ensure_pytest(await run_toolchain(ctx, _pytest(ctx, *argv), output_kb=2048))
+    failures = projects.failed_tests(run.output, MAX_FAILED_TESTS)
+    output = language_result(
+        run, workspace_root(ctx), extra={"failed_tests": failures, "failed_count": len(failures)}
+    )
+    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+
+
+TOOLS: list[Tool] = [
+    Tool(INSTALL_DEPS, _install_deps),
+    Tool(VALIDATE, _validate_tool),
+    Tool(TEST, _test_tool),
+]

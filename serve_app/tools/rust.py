@@ -1,0 +1,287 @@
+"""rust.* — cargo, clippy and rustfmt (contract §4.2), and the Rust commands behind repo.* (§4.3).
+
+cargo finds rustup's toolchains through RUSTUP_HOME (derived from the service's HOME when unset,
+see `child_environment`); CARGO_HOME stays per session.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from serve_app.domain.capability import (
+    Capability,
+    Idempotency,
+    RiskLevel,
+    Scope,
+    SideEffects,
+)
+from serve_app.domain.errors import invalid_argument
+from serve_app.tools import projects
+from serve_app.tools.base import Tool, ToolContext, ToolResult, define
+from serve_app.tools.languages import (
+    MAX_DIAGNOSTICS,
+    MAX_FAILED_TESTS,
+    OUTCOME_NOTE,
+    Command,
+    Completed,
+    Coverage,
+    FlagRules,
+    Job,
+    Packaged,
+    ProjectCommands,
+    checked_target,
+    language_result,
+    run_toolchain,
+    workspace_root,
+)
+
+_DENIED = ("-Z", "--config", "--manifest-path", "--target-dir", "--artifact-dir", "-C")
+BUILD_FLAGS = FlagRules(
+    exact=frozenset(
+        {
+            "--release",
+            "--locked",
+            "--offline",
+            "--frozen",
+            "--all-features",
+            "--no-default-features",
+            "--all-targets",
+            "--workspace",
+            "--quiet",
+            "-q",
+            "-v",
+        }
+    ),
+    valued=frozenset({"--features", "--package", "--jobs", "--target"}),
+    prefixes=("--features=", "--package=", "--jobs=", "--target="),
+    denied_prefixes=_DENIED,
+)
+# A positional test argument is cargo's test-name filter.
+TEST_FLAGS = FlagRules(
+    exact=BUILD_FLAGS.exact | {"--no-fail-fast", "--lib", "--doc"},
+    valued=BUILD_FLAGS.valued,
+    prefixes=BUILD_FLAGS.prefixes,
+    denied_prefixes=_DENIED,
+    positional="plain",
+)
+_PACKAGE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@:+-]*$")
+_FMT_DIFF = re.compile(r"^Diff in (?P<path>.+?):(?P<line>\d+):$")
+
+
+def command(*args: str) -> Command:
+    return Command(["cargo", *args], "cargo")
+
+
+def package_args(value: str | None) -> list[str]:
+    """`--package <spec>` for a target (a package name, optionally name@version)."""
+    target = checked_target(value)
+    if not target:
+        return []
+    if not _PACKAGE.fullmatch(target):
+        raise invalid_argument(f"target must be a cargo package name, not {target!r}")
+    return ["--package", target]
+
+
+def binary_name(root: Path) -> str | None:
+    """The package's binary, when it has one (src/main.rs or a [[bin]] entry)."""
+    try:
+        manifest = tomllib.loads((root / "Cargo.toml").read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    bins = manifest.get("bin")
+    if isinstance(bins, list) and bins and isinstance(bins[0], dict) and bins[0].get("name"):
+        return str(bins[0]["name"])
+    package = manifest.get("package")
+    if (root / "src" / "main.rs").is_file() and isinstance(package, dict):
+        name = package.get("name")
+        return str(name) if name else None
+    return None
+
+
+async def _binary_path(ctx: ToolContext, profile: str) -> str:
+    root = workspace_root(ctx)
+    name = await ctx.blocking(lambda: binary_name(root))
+    return f"target/{profile}/{name}" if name else ""
+
+
+def format_diagnostics(output: str, root: Path) -> list[str]:
+    """rustfmt --check prints `Diff in <path>:<line>:` for every hunk it would change."""
+    found: dict[str, None] = {}
+    for line in output.splitlines():
+        if match := _FMT_DIFF.match(line.strip()):
+            path = projects.display_path(match["path"], root)
+            found.setdefault(f"{path}:{match['line']}: warning: not rustfmt-formatted")
+    return list(found)[:MAX_DIAGNOSTICS]
+
+
+# repo.* commands --------------------------------------------------------------------------------
+
+
+async def _build(job: Job) -> Completed:
+    return await job.run(command("build", *package_args(job.target), *job.extra_args))
+
+
+async def _test(job: Job) -> Completed:
+    return await job.run(command("test", *package_args(job.target), *job.extra_args))
+
+
+async def _check(job: Job) -> Completed:
+    return await job.run(command("check", *package_args(job.target)))
+
+
+async def _clippy(job: Job) -> Completed:
+    args = ["clippy", *package_args(job.target), "--all-targets", "--all-features"]
+    return await job.run(command(*args, "--", "-D", "warnings"))
+
+
+async def _coverage(job: Job) -> Coverage:
+    # No coverage tool ships with cargo (tarpaulin/llvm-cov are add-ons): run the tests only.
+    return Coverage(await _test(job), supported=False)
+
+
+async def _package(job: Job) -> Packaged:
+    run = await job.run(command("build", "--release", *package_args(job.target)))
+    return Packaged(run, await _binary_path(job.ctx, "release") or "target/release")
+
+
+COMMANDS = ProjectCommands(
+    build_flags=BUILD_FLAGS,
+    test_flags=TEST_FLAGS,
+    build=_build,
+    test=_test,
+    validate=_check,
+    static_analysis=_clippy,
+    coverage=_coverage,
+    package=_package,
+)
+
+
+# rust.* tools -----------------------------------------------------------------------------------
+
+_OUTPUTS = {
+    "exit_code": {"type": "integer"},
+    "compiled_binary_path": {"type": "string"},
+    "coverage_percent": {"type": "number"},
+    "diagnostics": {"type": "array", "items": {"type": "string"}},
+    "command": {"type": "array", "items": {"type": "string"}},
+    "output": {"type": "string"},
+}
+_TARGET = {"type": "string", "description": "Cargo package to select (--package)"}
+
+
+def _rust_tool(
+    name: str, description: str, timeout: int, output_kb: int, risk: RiskLevel, **fields: Any
+) -> Capability:
+    return define(
+        name=name,
+        description=f"{description} {OUTCOME_NOTE}",
+        scope=Scope.REPO,
+        risk=risk,
+        approval=False,
+        side_effects=SideEffects.REVERSIBLE,
+        idempotency=Idempotency.BEST_EFFORT,
+        timeout=timeout,
+        output_kb=output_kb,
+        outputs=_OUTPUTS | fields.pop("outputs", {}),
+        **fields,
+    )
+
+
+BUILD = _rust_tool(
+    "rust.build",
+    "Compile Rust project/package with cargo build.",
+    300,
+    2048,
+    RiskLevel.MEDIUM,
+    properties={"target": _TARGET, "release": {"type": "boolean"}},
+    examples=[{"release": True}],
+)
+
+
+async def _build_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    release = bool(args.get("release"))
+    argv = ["build", *package_args(args.get("target"))] + (["--release"] if release else [])
+    run = await run_toolchain(ctx, command(*argv), output_kb=2048)
+    binary = await _binary_path(ctx, "release" if release else "debug")
+    output = language_result(
+        run, workspace_root(ctx), compiled_binary_path=binary if run.exit_code == 0 else ""
+    )
+    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+
+
+TEST = _rust_tool(
+    "rust.test",
+    "Run Rust tests using cargo test.",
+    300,
+    2048,
+    RiskLevel.MEDIUM,
+    properties={"target": _TARGET},
+    outputs={"failed_tests": {"type": "array"}, "failed_count": {"type": "integer"}},
+    examples=[{}],
+)
+
+
+async def _test_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    run = await run_toolchain(
+        ctx, command("test", *package_args(args.get("target"))), output_kb=2048
+    )
+    failures = projects.failed_tests(run.output, MAX_FAILED_TESTS)
+    output = language_result(
+        run,
+        workspace_root(ctx),
+        extra={"failed_tests": failures, "failed_count": len(failures)},
+    )
+    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+
+
+CLIPPY = _rust_tool(
+    "rust.clippy",
+    "Run clippy lints for Rust project.",
+    300,
+    2048,
+    RiskLevel.MEDIUM,
+    properties={"deny_warnings": {"type": "boolean", "description": "-D warnings (default true)"}},
+    examples=[{"deny_warnings": True}],
+)
+
+
+async def _clippy_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    argv = ["clippy", "--all-targets", "--all-features"]
+    if args.get("deny_warnings", True):
+        argv += ["--", "-D", "warnings"]
+    run = await run_toolchain(ctx, command(*argv), output_kb=2048)
+    output = language_result(run, workspace_root(ctx))
+    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+
+
+FORMAT = _rust_tool(
+    "rust.format",
+    "Run rustfmt in check or write mode.",
+    180,
+    1024,
+    RiskLevel.LOW,
+    properties={"check": {"type": "boolean", "description": "Report only (default true)"}},
+    examples=[{"check": True}],
+)
+
+
+async def _format_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    check = args.get("check", True)
+    run = await run_toolchain(
+        ctx, command("fmt", *(["--", "--check"] if check else [])), output_kb=1024
+    )
+    root = workspace_root(ctx)
+    output = language_result(run, root)
+    output["diagnostics"] = format_diagnostics(run.output, root) or output["diagnostics"]
+    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+
+
+TOOLS: list[Tool] = [
+    Tool(BUILD, _build_tool),
+    Tool(TEST, _test_tool),
+    Tool(CLIPPY, _clippy_tool),
+    Tool(FORMAT, _format_tool),
+]

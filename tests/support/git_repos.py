@@ -1,0 +1,96 @@
+"""Real git repositories for tests: working repositories, bare `origin`s, commits and hooks.
+
+Setup runs git with a throwaway HOME and no system/global config, so the developer's own git
+configuration never leaks into a test.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+SETUP_NAME = "Setup Bot"
+SETUP_EMAIL = "setup@example.test"
+
+
+def _environment(home: Path) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "LC_ALL": "C.UTF-8",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_TERMINAL_PROMPT": "0",
+    }
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git for test setup (identity set, failure raises) and return its stdout."""
+    home = cwd.parent / ".git-setup-home"
+    home.mkdir(exist_ok=True)
+    completed = subprocess.run(
+        ["git", "-c", f"user.name={SETUP_NAME}", "-c", f"user.email={SETUP_EMAIL}", *args],
+        cwd=cwd,
+        env=_environment(home),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {completed.stderr}")
+    return completed.stdout
+
+
+def commit_file(repo: Path, name: str, content: str, message: str | None = None) -> str:
+    """Write `name`, commit it, and return the new commit's hash."""
+    path = repo / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content)
+    git(repo, "add", "--", name)
+    git(repo, "commit", "-q", "-m", message or f"update {name}")
+    return head(repo)
+
+
+def head(repo: Path, ref: str = "HEAD") -> str:
+    return git(repo, "rev-parse", "--verify", ref).strip()
+
+
+def init_repo(path: Path, files: dict[str, str] | None = None) -> Path:
+    """A repository on branch main with one commit of `files` (default a README)."""
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    for name, content in (files or {"README.md": "hello\n"}).items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(content)
+    git(path, "add", "--all")
+    git(path, "commit", "-q", "-m", "initial commit")
+    return path
+
+
+def bare_repo(path: Path) -> Path:
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "--bare", "-b", "main")
+    return path
+
+
+def repo_with_origin(workspace: Path, origin: Path) -> tuple[Path, Path]:
+    """`workspace` as a repository whose `origin` is a new bare repository holding its main."""
+    init_repo(workspace)
+    bare_repo(origin)
+    git(workspace, "remote", "add", "origin", str(origin))
+    git(workspace, "push", "-q", "-u", "origin", "main")
+    return workspace, origin
+
+
+def clone(origin: Path, destination: Path) -> Path:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    git(destination.parent, "clone", "-q", str(origin), destination.name)
+    return destination
+
+
+def install_hook(repo: Path, name: str, script: str) -> Path:
+    hook = repo / ".git" / "hooks" / name
+    hook.write_text("#!/bin/sh\n" + script)
+    hook.chmod(0o755)
+    return hook

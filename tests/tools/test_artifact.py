@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,25 +15,18 @@ from fastapi.testclient import TestClient
 
 from serve_app.domain.capability import PathField
 from serve_app.domain.errors import ErrorCode
-from serve_app.domain.execution import ExecutionRequest, ExecutionResult
+from serve_app.domain.execution import ExecutionResult
 from serve_app.domain.models import Principal, Runtime, Session, utcnow
 from serve_app.domain.policy import evaluate
 from serve_app.execution.executor import ExecutionService
-from serve_app.tools import artifact, build_registry
+from serve_app.tools import artifact
 from tests.conftest import invoke, open_session
+from tests.support.execution import run
 
 KIB, MIB = 1024, 1024 * 1024
 
 
 # helpers ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    root = tmp_path / "t" / "s" / "repo"
-    root.mkdir(parents=True)
-    (tmp_path / "t" / "s" / "home").mkdir()
-    return root
 
 
 def make_session(workspace: Path, allowed_paths: list[str] | None = None) -> Session:
@@ -54,26 +45,6 @@ def make_session(workspace: Path, allowed_paths: list[str] | None = None) -> Ses
 @pytest.fixture
 def session(workspace: Path) -> Session:
     return make_session(workspace)
-
-
-@pytest.fixture
-def executor() -> Iterator[ExecutionService]:
-    service = ExecutionService(build_registry())
-    yield service
-    service.close()
-
-
-async def run(
-    service: ExecutionService, session: Session, tool: str, args: dict[str, Any]
-) -> ExecutionResult:
-    request = ExecutionRequest(
-        invocation_id=f"inv-{time.monotonic_ns()}",
-        tool_name=tool,
-        args=args,
-        session=session,
-        timeout_seconds=30,
-    )
-    return await service.execute(request)
 
 
 async def ok(

@@ -9,18 +9,16 @@ import os
 import stat
 import subprocess
 import time
-from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from serve_app.domain.errors import ErrorCode
-from serve_app.domain.execution import ExecutionRequest, ExecutionResult
-from serve_app.domain.models import Principal, Runtime, Session, utcnow
+from serve_app.domain.models import Session
 from serve_app.execution.executor import ExecutionService
 from serve_app.tools import build_registry
+from tests.support.execution import fails, make_session, ok, run
 
 MIB = 1024 * 1024
 
@@ -29,78 +27,8 @@ MIB = 1024 * 1024
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    root = tmp_path / "t" / "s" / "repo"
-    root.mkdir(parents=True)
-    (tmp_path / "t" / "s" / "home").mkdir()
-    return root
-
-
-def make_session(workspace: Path, allowed_paths: list[str] | None = None) -> Session:
-    now = utcnow()
-    return Session(
-        id="sess-fs",
-        workspace_path=str(workspace),
-        runtime=Runtime(kind="local"),
-        allowed_paths=allowed_paths if allowed_paths is not None else ["."],
-        principal=Principal(tenant_id="tenant", actor_id="agent", roles=["developer"]),
-        created_at=now,
-        expires_at=now + timedelta(hours=1),
-    )
-
-
-@pytest.fixture
 def session(workspace: Path) -> Session:
     return make_session(workspace)
-
-
-@pytest.fixture
-def executor() -> Iterator[ExecutionService]:
-    service = ExecutionService(build_registry())
-    yield service
-    service.close()
-
-
-async def run(
-    service: ExecutionService,
-    session: Session,
-    tool: str,
-    args: dict[str, Any],
-    timeout: float = 30,
-) -> ExecutionResult:
-    request = ExecutionRequest(
-        invocation_id=f"inv-{time.monotonic_ns()}",
-        tool_name=tool,
-        args=args,
-        session=session,
-        timeout_seconds=timeout,
-    )
-    return await service.execute(request)
-
-
-async def ok(
-    service: ExecutionService, session: Session, tool: str, args: dict[str, Any]
-) -> dict[str, Any]:
-    result = await run(service, session, tool, args)
-    assert result.error is None, result.error
-    assert result.exit_code == 0
-    assert isinstance(result.output, dict)
-    return result.output
-
-
-async def fails(
-    service: ExecutionService,
-    session: Session,
-    tool: str,
-    args: dict[str, Any],
-    code: ErrorCode,
-    timeout: float = 30,
-) -> ExecutionResult:
-    result = await run(service, session, tool, args, timeout)
-    assert result.error is not None, result.output
-    assert result.error.code == code, result.error
-    assert result.exit_code != 0
-    return result
 
 
 def outside_dir(workspace: Path) -> Path:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +14,15 @@ from fastapi.testclient import TestClient
 
 from serve_app.domain.capability import ArgField, Capability, PathField, PolicyMetadata
 from serve_app.domain.errors import ErrorCode
-from serve_app.domain.execution import ExecutionRequest, ExecutionResult
-from serve_app.domain.models import Principal, Runtime, Session, utcnow
+from serve_app.domain.execution import ExecutionResult
+from serve_app.domain.models import Session
 from serve_app.domain.policy import evaluate
 from serve_app.execution.executor import ExecutionService
 from serve_app.execution.process import child_environment, run_command
-from serve_app.tools import build_registry, git
+from serve_app.tools import git
 from tests.conftest import invoke, open_session, principal
+from tests.support.execution import fails, ok, run
+from tests.support.execution import make_session as support_session
 from tests.support.git_repos import (
     SETUP_EMAIL,
     bare_repo,
@@ -39,14 +39,6 @@ SECRET = "s3cret-token"
 
 
 # helpers ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    root = tmp_path / "t" / "s" / "repo"
-    root.mkdir(parents=True)
-    (tmp_path / "t" / "s" / "home").mkdir()
-    return root
 
 
 @pytest.fixture
@@ -68,71 +60,19 @@ def make_session(
     allowed_paths: list[str] | None = None,
     roles: list[str] | None = None,
 ) -> Session:
-    now = utcnow()
-    return Session(
-        id="sess-git",
-        workspace_path=str(workspace),
-        runtime=Runtime(kind="local"),
-        allowed_paths=allowed_paths if allowed_paths is not None else ["."],
-        principal=Principal(tenant_id="tenant", actor_id=actor, roles=roles or ["developer"]),
+    return support_session(
+        workspace,
+        allowed_paths,
+        session_id="sess-git",
+        actor=actor,
+        roles=roles,
         metadata=metadata,
-        created_at=now,
-        expires_at=now + timedelta(hours=1),
     )
 
 
 @pytest.fixture
 def session(workspace: Path) -> Session:
     return make_session(workspace)
-
-
-@pytest.fixture
-def executor() -> Iterator[ExecutionService]:
-    service = ExecutionService(build_registry())
-    yield service
-    service.close()
-
-
-async def run(
-    service: ExecutionService,
-    session: Session,
-    tool: str,
-    args: dict[str, Any],
-    timeout: float = 30,
-) -> ExecutionResult:
-    request = ExecutionRequest(
-        invocation_id=f"inv-{time.monotonic_ns()}",
-        tool_name=tool,
-        args=args,
-        session=session,
-        timeout_seconds=timeout,
-    )
-    return await service.execute(request)
-
-
-async def ok(
-    service: ExecutionService, session: Session, tool: str, args: dict[str, Any]
-) -> dict[str, Any]:
-    result = await run(service, session, tool, args)
-    assert result.error is None, (result.error, result.output)
-    assert result.exit_code == 0
-    assert isinstance(result.output, dict)
-    return result.output
-
-
-async def fails(
-    service: ExecutionService,
-    session: Session,
-    tool: str,
-    args: dict[str, Any],
-    code: ErrorCode,
-    timeout: float = 30,
-) -> ExecutionResult:
-    result = await run(service, session, tool, args, timeout)
-    assert result.error is not None, result.output
-    assert result.error.code == code, result.error
-    assert result.exit_code != 0
-    return result
 
 
 def branches_of(repo: Path) -> set[str]:

@@ -136,9 +136,7 @@ async def test_failures_summary_by_running_and_from_output(ws: Workspace) -> Non
     assert "short test summary" in ran["output_excerpt"]
     provided = await ws.ok(
         "repo.test_failures_summary",
-        {
-            "output": "FAILED tests/test_a.py::test_x - assert 1 == 2\nFAILED tests/b.py::test_y"
-        },
+        {"output": "FAILED tests/test_a.py::test_x - assert 1 == 2\nFAILED tests/b.py::test_y"},
     )
     assert provided["source"] == "provided_output" and provided["command"] == []
     assert [f["name"] for f in provided["failed_tests"]] == [

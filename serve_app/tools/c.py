@@ -14,20 +14,15 @@ from typing import Any
 
 from serve_app.domain.capability import (
     Capability,
-    Idempotency,
     PathField,
-    RiskLevel,
-    Scope,
-    SideEffects,
 )
 from serve_app.domain.errors import ErrorCode, invalid_argument
 from serve_app.tools import projects
-from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult, define
+from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult
 from serve_app.tools.languages import (
     BUILD_DIR,
     DIST_DIR,
     MAX_FAILED_TESTS,
-    OUTCOME_NOTE,
     Command,
     Completed,
     Coverage,
@@ -38,6 +33,7 @@ from serve_app.tools.languages import (
     checked_output_name,
     combined,
     language_result,
+    language_tool,
     output_dir,
     relative_arg,
     run_toolchain,
@@ -204,14 +200,9 @@ _OUTPUTS = {
 
 
 def _c_tool(name: str, description: str, output_kb: int, **fields: Any) -> Capability:
-    return define(
-        name=name,
-        description=f"{description} {OUTCOME_NOTE}",
-        scope=Scope.REPO,
-        risk=RiskLevel.MEDIUM,
-        approval=False,
-        side_effects=SideEffects.REVERSIBLE,
-        idempotency=Idempotency.BEST_EFFORT,
+    return language_tool(
+        name,
+        description,
         timeout=180,
         output_kb=output_kb,
         outputs=_OUTPUTS | fields.pop("outputs", {}),

@@ -15,19 +15,14 @@ from typing import Any
 
 from serve_app.domain.capability import (
     Capability,
-    Idempotency,
-    RiskLevel,
-    Scope,
-    SideEffects,
 )
 from serve_app.domain.errors import invalid_argument, policy_denied
 from serve_app.tools import projects
-from serve_app.tools.base import Tool, ToolContext, ToolResult, define
+from serve_app.tools.base import Tool, ToolContext, ToolResult
 from serve_app.tools.languages import (
     BUILD_DIR,
     DIST_DIR,
     MAX_FAILED_TESTS,
-    OUTCOME_NOTE,
     Command,
     Completed,
     Coverage,
@@ -38,6 +33,7 @@ from serve_app.tools.languages import (
     checked_output_name,
     checked_target,
     language_result,
+    language_tool,
     output_dir,
     relative_arg,
     run_toolchain,
@@ -198,14 +194,9 @@ _TARGET = {"type": "string", "description": "Package pattern, default ./... (e.g
 def _go_tool(
     name: str, description: str, timeout: int, output_kb: int, **fields: Any
 ) -> Capability:
-    return define(
-        name=name,
-        description=f"{description} {OUTCOME_NOTE}",
-        scope=Scope.REPO,
-        risk=RiskLevel.MEDIUM,
-        approval=False,
-        side_effects=SideEffects.REVERSIBLE,
-        idempotency=Idempotency.BEST_EFFORT,
+    return language_tool(
+        name,
+        description,
         timeout=timeout,
         output_kb=output_kb,
         outputs=_OUTPUTS | fields.pop("outputs", {}),

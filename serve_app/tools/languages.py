@@ -17,12 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from serve_app.domain.capability import ArgField
+from serve_app.domain.capability import (
+    ArgField,
+    Capability,
+    Idempotency,
+    RiskLevel,
+    Scope,
+    SideEffects,
+)
 from serve_app.domain.errors import ErrorCode, invalid_argument, policy_denied
 from serve_app.domain.models import LogLine
 from serve_app.domain.paths import WorkspacePath
 from serve_app.tools import projects
-from serve_app.tools.base import ToolContext, ToolFailed
+from serve_app.tools.base import ToolContext, ToolFailed, define
 
 OUTCOME_RULE = (
     "A build, test, lint, install or package command that ran to completion is a succeeded "
@@ -119,7 +126,6 @@ class FlagRules:
     prefixes: tuple[str, ...] = ()
     denied_prefixes: tuple[str, ...] = ()
     positional: Literal["none", "plain", "path"] = "none"
-
 
 
 def _refuse_metacharacters(name: str, value: str) -> None:
@@ -362,3 +368,28 @@ class ProjectCommands:
     static_analysis: Action
     coverage: Callable[[Job], Awaitable[Coverage]]
     package: Callable[[Job], Awaitable[Packaged]]
+
+
+def language_tool(
+    name: str,
+    description: str,
+    *,
+    outputs: dict[str, Any],
+    risk: RiskLevel = RiskLevel.MEDIUM,
+    side_effects: SideEffects = SideEffects.REVERSIBLE,
+    idempotency: Idempotency = Idempotency.BEST_EFFORT,
+    **fields: Any,
+) -> Capability:
+    """A toolchain tool's capability: repo scope, no approval, the outcome rule in its
+    description (the contract's metadata otherwise)."""
+    return define(
+        name=name,
+        description=f"{description} {OUTCOME_NOTE}",
+        scope=Scope.REPO,
+        risk=risk,
+        approval=False,
+        side_effects=side_effects,
+        idempotency=idempotency,
+        outputs=outputs,
+        **fields,
+    )

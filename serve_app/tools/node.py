@@ -10,19 +10,14 @@ from typing import Any
 
 from serve_app.domain.capability import (
     Capability,
-    Idempotency,
     PathField,
-    RiskLevel,
-    Scope,
-    SideEffects,
 )
 from serve_app.domain.errors import invalid_argument
 from serve_app.tools import projects
-from serve_app.tools.base import Tool, ToolContext, ToolResult, define
+from serve_app.tools.base import Tool, ToolContext, ToolResult
 from serve_app.tools.languages import (
     DIST_DIR,
     MAX_FAILED_TESTS,
-    OUTCOME_NOTE,
     Command,
     Completed,
     Coverage,
@@ -31,6 +26,7 @@ from serve_app.tools.languages import (
     Packaged,
     ProjectCommands,
     language_result,
+    language_tool,
     output_dir,
     relative_arg,
     run_toolchain,
@@ -137,14 +133,9 @@ _TARGET = {"type": "string", "description": "Workspace path handed to the script
 
 
 def _node_tool(name: str, description: str, timeout: int, **fields: Any) -> Capability:
-    return define(
-        name=name,
-        description=f"{description} {OUTCOME_NOTE}",
-        scope=Scope.REPO,
-        risk=RiskLevel.MEDIUM,
-        approval=False,
-        side_effects=SideEffects.REVERSIBLE,
-        idempotency=Idempotency.BEST_EFFORT,
+    return language_tool(
+        name,
+        description,
         timeout=timeout,
         output_kb=2048,
         outputs=_OUTPUTS | fields.pop("outputs", {}),

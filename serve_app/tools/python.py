@@ -19,16 +19,14 @@ from serve_app.domain.capability import (
     Idempotency,
     PathField,
     RiskLevel,
-    Scope,
     SideEffects,
 )
 from serve_app.domain.errors import ErrorCode, invalid_argument
 from serve_app.tools import projects
-from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult, define
+from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult
 from serve_app.tools.languages import (
     DIST_DIR,
     MAX_FAILED_TESTS,
-    OUTCOME_NOTE,
     Command,
     Completed,
     Coverage,
@@ -38,6 +36,7 @@ from serve_app.tools.languages import (
     ProjectCommands,
     combined,
     language_result,
+    language_tool,
     output_dir,
     relative_arg,
     run_toolchain,
@@ -213,14 +212,7 @@ _OUTPUTS = {
 
 
 def _python_tool(name: str, description: str, **fields: Any) -> Capability:
-    return define(
-        name=name,
-        description=f"{description} {OUTCOME_NOTE}",
-        scope=Scope.REPO,
-        approval=False,
-        outputs=_OUTPUTS | fields.pop("outputs", {}),
-        **fields,
-    )
+    return language_tool(name, description, outputs=_OUTPUTS | fields.pop("outputs", {}), **fields)
 
 
 INSTALL_DEPS = _python_tool(

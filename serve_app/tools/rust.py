@@ -13,18 +13,14 @@ from typing import Any
 
 from serve_app.domain.capability import (
     Capability,
-    Idempotency,
     RiskLevel,
-    Scope,
-    SideEffects,
 )
 from serve_app.domain.errors import invalid_argument
 from serve_app.tools import projects
-from serve_app.tools.base import Tool, ToolContext, ToolResult, define
+from serve_app.tools.base import Tool, ToolContext, ToolResult
 from serve_app.tools.languages import (
     MAX_DIAGNOSTICS,
     MAX_FAILED_TESTS,
-    OUTCOME_NOTE,
     Command,
     Completed,
     Coverage,
@@ -34,6 +30,7 @@ from serve_app.tools.languages import (
     ProjectCommands,
     checked_target,
     language_result,
+    language_tool,
     run_toolchain,
     workspace_root,
 )
@@ -175,14 +172,10 @@ _TARGET = {"type": "string", "description": "Cargo package to select (--package)
 def _rust_tool(
     name: str, description: str, timeout: int, output_kb: int, risk: RiskLevel, **fields: Any
 ) -> Capability:
-    return define(
-        name=name,
-        description=f"{description} {OUTCOME_NOTE}",
-        scope=Scope.REPO,
+    return language_tool(
+        name,
+        description,
         risk=risk,
-        approval=False,
-        side_effects=SideEffects.REVERSIBLE,
-        idempotency=Idempotency.BEST_EFFORT,
         timeout=timeout,
         output_kb=output_kb,
         outputs=_OUTPUTS | fields.pop("outputs", {}),

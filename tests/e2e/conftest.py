@@ -34,6 +34,7 @@ def free_port() -> int:
 class ServeApp:
     url: str
     data: Path
+    ray_metrics_url: str
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +60,7 @@ def serve_app() -> Iterator[ServeApp]:
         _temp_dir=str(data / "ray"),
         logging_level="WARNING",
         log_to_driver=False,
+        _metrics_export_port=(metrics_port := free_port()),
     )
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -70,7 +72,11 @@ def serve_app() -> Iterator[ServeApp]:
     )
     serve.run(build_app(settings), name="workspace", route_prefix="/")
     try:
-        yield ServeApp(url=f"http://127.0.0.1:{port}", data=data)
+        yield ServeApp(
+            url=f"http://127.0.0.1:{port}",
+            data=data,
+            ray_metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
+        )
     finally:
         ray.shutdown()
         shutil.rmtree(data, ignore_errors=True)

@@ -164,6 +164,7 @@ class SessionService:
         self._max_ttl = max_ttl_seconds
         self._clock = clock
         self._in_flight: set[asyncio.Task[InvokeOutcome]] = set()
+        self._reporting: set[asyncio.Task[None]] = set()
 
     # sessions -----------------------------------------------------------------------------------
 
@@ -195,8 +196,9 @@ class SessionService:
             await self._release_tenant_slot(principal.tenant_id, session_id)
             raise
         elapsed = time.monotonic() - began
-        for observer in self._observers:
-            await _notify(observer.session_created(session, elapsed))
+        await asyncio.gather(
+            *(_notify(observer.session_created(session, elapsed)) for observer in self._observers)
+        )
         return session
 
     async def _open(
@@ -366,9 +368,28 @@ class SessionService:
         command: InvokeCommand,
     ) -> InvokeOutcome:
         outcome = await self._governed(session, capability, invocation, command)
-        for observer in self._observers:
-            await _notify(observer.invocation_finished(outcome.invocation, session))
+        self._report(outcome.invocation, session)
         return outcome
+
+    def _report(self, invocation: Invocation, session: Session) -> None:
+        """Tell the observers (metrics, audit) after the answer, not before: the terminal record
+        is already persisted, and their round trips stay off the caller's latency. Reads of
+        metrics and audit wait for this replica's pending reports first."""
+        if not self._observers:
+            return
+
+        async def report() -> None:
+            await asyncio.gather(
+                *(_notify(o.invocation_finished(invocation, session)) for o in self._observers)
+            )
+
+        task = asyncio.get_running_loop().create_task(report())
+        self._reporting.add(task)
+        task.add_done_callback(self._reporting.discard)
+
+    async def _reported(self, timeout: float = OBSERVER_TIMEOUT_SECONDS) -> None:
+        if self._reporting:
+            await asyncio.wait(set(self._reporting), timeout=timeout)
 
     async def _governed(
         self,
@@ -685,6 +706,7 @@ class SessionService:
 
     async def metrics(self) -> MetricsSnapshot:
         """The application's metrics: shared counters when backed by Valkey."""
+        await self._reported()
         snapshot = await self._metrics.snapshot() if self._metrics else MetricsSnapshot()
         snapshot.sessions_active = await self._sessions.count_active(self._clock())
         return snapshot
@@ -693,12 +715,15 @@ class SessionService:
         self, session_id: str, caller: Principal | None = None, limit: int = 100
     ) -> list[AuditRecord]:
         await self.get_session(session_id, caller)
+        await self._reported()
         return await self._audit.read(session_id, limit) if self._audit else []
 
     async def drain(self, timeout: float) -> None:
-        """Wait (bounded) for in-flight invocations to record their terminal state."""
+        """Wait (bounded) for in-flight invocations to record their terminal state and to be
+        reported to the observers."""
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=timeout)
+        await self._reported(timeout)
 
 
 async def _notify(event: Awaitable[None]) -> None:

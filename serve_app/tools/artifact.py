@@ -23,7 +23,7 @@ from serve_app.domain.capability import Idempotency, PathField, RiskLevel, Scope
 from serve_app.domain.errors import invalid_argument, not_found, policy_denied
 from serve_app.domain.models import LogLine, utcnow
 from serve_app.domain.paths import WorkspacePath
-from serve_app.tools.base import ArtifactPayload, Tool, ToolContext, ToolResult, define
+from serve_app.tools.base import ArtifactPayload, Tool, ToolContext, ToolResult, blocking, define
 
 KIB, MIB = 1024, 1024 * 1024
 BYTES_MIN, BYTES_MAX = KIB, 10 * MIB
@@ -336,16 +336,8 @@ def _list(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
 # registry -----------------------------------------------------------------------------------------
 
 
-def _blocking(function: Any) -> Any:
-    async def handler(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-        result: ToolResult = await ctx.blocking(lambda: function(ctx, args))
-        return result
-
-    return handler
-
-
 TOOLS: list[Tool] = [
-    Tool(UPLOAD, _blocking(_upload)),
-    Tool(DOWNLOAD, _blocking(_download)),
-    Tool(LIST, _blocking(_list)),
+    Tool(UPLOAD, blocking(_upload)),
+    Tool(DOWNLOAD, blocking(_download)),
+    Tool(LIST, blocking(_list)),
 ]

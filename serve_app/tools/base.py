@@ -107,6 +107,16 @@ class ToolContext:
 Handler = Callable[[ToolContext, dict[str, Any]], Awaitable[ToolResult]]
 
 
+def blocking(function: Callable[[ToolContext, dict[str, Any]], ToolResult]) -> Handler:
+    """A handler for a synchronous tool body, run on the executor's thread pool."""
+
+    async def handler(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+        result: ToolResult = await ctx.blocking(lambda: function(ctx, args))
+        return result
+
+    return handler
+
+
 @dataclass(frozen=True)
 class Tool:
     capability: Capability

@@ -26,7 +26,7 @@ from serve_app.domain.capability import Idempotency, PathField, RiskLevel, Scope
 from serve_app.domain.errors import ErrorCode, invalid_argument, not_found, policy_denied
 from serve_app.domain.paths import WorkspacePath, clean
 from serve_app.execution.process import CommandResult
-from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult, define
+from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult, blocking, define
 
 READ_DEFAULT_BYTES = 64 * 1024
 READ_MAX_BYTES = 1024 * 1024
@@ -830,23 +830,15 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 # registry ---------------------------------------------------------------------------------------
 
 
-def _blocking(function: Any) -> Any:
-    async def handler(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-        result: ToolResult = await ctx.blocking(lambda: function(ctx, args))
-        return result
-
-    return handler
-
-
 TOOLS: list[Tool] = [
-    Tool(LIST, _blocking(_list)),
-    Tool(READ_FILE, _blocking(_read_file)),
-    Tool(WRITE_FILE, _blocking(_write_file)),
-    Tool(MKDIR, _blocking(_mkdir)),
-    Tool(MOVE, _blocking(_move)),
-    Tool(COPY, _blocking(_copy)),
-    Tool(DELETE, _blocking(_delete)),
-    Tool(STAT, _blocking(_stat)),
+    Tool(LIST, blocking(_list)),
+    Tool(READ_FILE, blocking(_read_file)),
+    Tool(WRITE_FILE, blocking(_write_file)),
+    Tool(MKDIR, blocking(_mkdir)),
+    Tool(MOVE, blocking(_move)),
+    Tool(COPY, blocking(_copy)),
+    Tool(DELETE, blocking(_delete)),
+    Tool(STAT, blocking(_stat)),
     Tool(PATCH, _patch),
-    Tool(SEARCH, _blocking(_search)),
+    Tool(SEARCH, blocking(_search)),
 ]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +40,6 @@ from serve_app.domain.observability import (
     MetricsSnapshot,
     Observer,
 )
-from serve_app.domain.paths import check_input, escapes, workspace_relative
 from serve_app.domain.ports import (
     ArtifactStore,
     Executor,
@@ -49,6 +47,12 @@ from serve_app.domain.ports import (
     QuotaStore,
     SessionStore,
     WorkspaceManager,
+)
+from serve_app.domain.validation import (
+    validated_allowed_paths,
+    validated_metadata,
+    validated_principal,
+    validated_repo,
 )
 
 log = logging.getLogger(__name__)
@@ -58,15 +62,7 @@ LOGS_ARTIFACT = "invocation-logs.jsonl"
 EXECUTOR_GRACE_SECONDS = 10.0
 TERMINAL_RETRY_PAUSES = (0.1, 0.5, 1.0, 0.0)
 OBSERVER_TIMEOUT_SECONDS = 5.0
-MAX_METADATA_KEYS = 64
-MAX_METADATA_KEY_CHARS = 128
-MAX_METADATA_BYTES = 256 * 1024
-MAX_ALLOWED_PATHS = 64
-MAX_ROLES = 32
-MAX_ROLE_CHARS = 64
 MAX_CORRELATION_CHARS = 256
-MAX_REPO_URL_CHARS = 2048
-_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+-]{0,254}$")
 
 
 @dataclass(frozen=True)
@@ -173,16 +169,16 @@ class SessionService:
     ) -> Session:
         """Open a session. An authenticated `caller` (trusted_headers) is the principal; the
         request's own principal is then ignored."""
-        principal = _validated_principal(caller or request.principal)
+        principal = validated_principal(caller or request.principal)
         session_id = request.session_id or new_session_id()
         if request.session_id is not None and not is_safe_id(request.session_id):
             raise invalid_argument(f"session_id must match {SAFE_ID.pattern} without '..'")
-        allowed_paths = _validated_allowed_paths(request.allowed_paths)
-        metadata = _validated_metadata(request.metadata)
+        allowed_paths = validated_allowed_paths(request.allowed_paths)
+        metadata = validated_metadata(request.metadata)
         ttl = request.expires_in_seconds if request.expires_in_seconds > 0 else self._default_ttl
         if ttl > self._max_ttl:
             raise invalid_argument(f"expires_in_seconds must be at most {self._max_ttl}")
-        repo_url, repo_ref = _validated_repo(request.repo_url, request.repo_ref)
+        repo_url, repo_ref = validated_repo(request.repo_url, request.repo_ref)
         source = request.source_repo_path or None
         if await self._sessions.get(session_id) is not None:
             raise ServiceError(ErrorCode.ALREADY_EXISTS, "session already exists")
@@ -749,68 +745,3 @@ def _runtime_denial(capability: Capability, session: Session) -> str | None:
     if capability.scope is Scope.CLUSTER and session.runtime.kind != "kubernetes":
         return "tool requires kubernetes runtime"
     return None
-
-
-def _validated_principal(principal: Principal) -> Principal:
-    tenant = principal.tenant_id.strip()
-    actor = principal.actor_id.strip()
-    if not tenant:
-        raise invalid_argument("principal.tenant_id is required")
-    if not actor:
-        raise invalid_argument("principal.actor_id is required")
-    if not is_safe_id(tenant):
-        raise invalid_argument(f"principal.tenant_id must match {SAFE_ID.pattern} without '..'")
-    if len(actor) > 256 or any(ord(ch) < 32 for ch in actor):
-        raise invalid_argument("principal.actor_id must be at most 256 printable characters")
-    roles: list[str] = []
-    for role in principal.roles:
-        role = role.strip()
-        if role and role not in roles:
-            if len(role) > MAX_ROLE_CHARS:
-                raise invalid_argument(f"a role is longer than {MAX_ROLE_CHARS} characters")
-            roles.append(role)
-    if len(roles) > MAX_ROLES:
-        raise invalid_argument(f"principal.roles has more than {MAX_ROLES} entries")
-    return Principal(tenant_id=tenant, actor_id=actor, roles=roles)
-
-
-def _validated_allowed_paths(paths: list[str] | None) -> list[str]:
-    if not paths:
-        return ["."]
-    if len(paths) > MAX_ALLOWED_PATHS:
-        raise invalid_argument(f"allowed_paths has more than {MAX_ALLOWED_PATHS} entries")
-    cleaned: list[str] = []
-    for path in paths:
-        check_input(path)
-        relative = workspace_relative(path.strip())
-        if escapes(relative):
-            raise invalid_argument(f"allowed_paths entry escapes the workspace: {path}")
-        if relative not in cleaned:
-            cleaned.append(relative)
-    return cleaned
-
-
-def _validated_metadata(metadata: dict[str, str]) -> dict[str, str]:
-    if len(metadata) > MAX_METADATA_KEYS:
-        raise invalid_argument(f"metadata has more than {MAX_METADATA_KEYS} keys")
-    size = 0
-    for key, value in metadata.items():
-        if not key or len(key) > MAX_METADATA_KEY_CHARS:
-            raise invalid_argument(f"metadata keys must be 1..{MAX_METADATA_KEY_CHARS} characters")
-        size += len(key.encode()) + len(value.encode())
-    if size > MAX_METADATA_BYTES:
-        raise invalid_argument(f"metadata exceeds {MAX_METADATA_BYTES} bytes")
-    return dict(metadata)
-
-
-def _validated_repo(url: str | None, ref: str | None) -> tuple[str | None, str | None]:
-    url = (url or "").strip() or None
-    ref = (ref or "").strip() or None
-    if url is not None:
-        if len(url) > MAX_REPO_URL_CHARS or url.startswith("-"):
-            raise invalid_argument("repo_url is not a valid git URL")
-        if any(ord(ch) < 32 or ch == " " for ch in url) or url.lower().startswith("ext::"):
-            raise invalid_argument("repo_url is not a valid git URL")
-    if ref is not None and (not _REF.fullmatch(ref) or ".." in ref):
-        raise invalid_argument("repo_ref is not a valid git ref")
-    return url, ref

@@ -189,15 +189,6 @@ COMMANDS = ProjectCommands(
 
 # c.* tools --------------------------------------------------------------------------------------
 
-_OUTPUTS = {
-    "exit_code": {"type": "integer"},
-    "compiled_binary_path": {"type": "string"},
-    "coverage_percent": {"type": "number"},
-    "diagnostics": {"type": "array", "items": {"type": "string"}},
-    "command": {"type": "array", "items": {"type": "string"}},
-    "output": {"type": "string"},
-}
-
 
 def _c_tool(name: str, description: str, output_kb: int, **fields: Any) -> Capability:
     return language_tool(
@@ -205,7 +196,7 @@ def _c_tool(name: str, description: str, output_kb: int, **fields: Any) -> Capab
         description,
         timeout=180,
         output_kb=output_kb,
-        outputs=_OUTPUTS | fields.pop("outputs", {}),
+        outputs=fields.pop("outputs", None),
         path_fields=[PathField(field="source")],
         **fields,
     )

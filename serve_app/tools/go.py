@@ -180,14 +180,6 @@ COMMANDS = ProjectCommands(
 
 # go.* tools -------------------------------------------------------------------------------------
 
-_OUTPUTS = {
-    "exit_code": {"type": "integer"},
-    "compiled_binary_path": {"type": "string"},
-    "coverage_percent": {"type": "number"},
-    "diagnostics": {"type": "array", "items": {"type": "string"}},
-    "command": {"type": "array", "items": {"type": "string"}},
-    "output": {"type": "string"},
-}
 _TARGET = {"type": "string", "description": "Package pattern, default ./... (e.g. ./cmd/app)"}
 
 
@@ -199,7 +191,7 @@ def _go_tool(
         description,
         timeout=timeout,
         output_kb=output_kb,
-        outputs=_OUTPUTS | fields.pop("outputs", {}),
+        outputs=fields.pop("outputs", None),
         **fields,
     )
 

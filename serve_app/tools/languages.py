@@ -370,11 +370,22 @@ class ProjectCommands:
     package: Callable[[Job], Awaitable[Packaged]]
 
 
+# The output fields every toolchain tool of the contract declares.
+LANGUAGE_OUTPUTS: dict[str, Any] = {
+    "exit_code": {"type": "integer"},
+    "compiled_binary_path": {"type": "string"},
+    "coverage_percent": {"type": "number"},
+    "diagnostics": {"type": "array", "items": {"type": "string"}},
+    "command": {"type": "array", "items": {"type": "string"}},
+    "output": {"type": "string"},
+}
+
+
 def language_tool(
     name: str,
     description: str,
     *,
-    outputs: dict[str, Any],
+    outputs: dict[str, Any] | None = None,
     risk: RiskLevel = RiskLevel.MEDIUM,
     side_effects: SideEffects = SideEffects.REVERSIBLE,
     idempotency: Idempotency = Idempotency.BEST_EFFORT,
@@ -390,6 +401,6 @@ def language_tool(
         approval=False,
         side_effects=side_effects,
         idempotency=idempotency,
-        outputs=outputs,
+        outputs=LANGUAGE_OUTPUTS | (outputs or {}),
         **fields,
     )

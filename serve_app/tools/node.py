@@ -121,14 +121,6 @@ COMMANDS = ProjectCommands(
 
 # node.* tools -----------------------------------------------------------------------------------
 
-_OUTPUTS = {
-    "exit_code": {"type": "integer"},
-    "compiled_binary_path": {"type": "string"},
-    "coverage_percent": {"type": "number"},
-    "diagnostics": {"type": "array", "items": {"type": "string"}},
-    "command": {"type": "array", "items": {"type": "string"}},
-    "output": {"type": "string"},
-}
 _TARGET = {"type": "string", "description": "Workspace path handed to the script after --"}
 
 
@@ -138,7 +130,7 @@ def _node_tool(name: str, description: str, timeout: int, **fields: Any) -> Capa
         description,
         timeout=timeout,
         output_kb=2048,
-        outputs=_OUTPUTS | fields.pop("outputs", {}),
+        outputs=fields.pop("outputs", None),
         **fields,
     )
 

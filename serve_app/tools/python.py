@@ -201,18 +201,9 @@ COMMANDS = ProjectCommands(
 
 # python.* tools ---------------------------------------------------------------------------------
 
-_OUTPUTS = {
-    "exit_code": {"type": "integer"},
-    "compiled_binary_path": {"type": "string"},
-    "coverage_percent": {"type": "number"},
-    "diagnostics": {"type": "array", "items": {"type": "string"}},
-    "command": {"type": "array", "items": {"type": "string"}},
-    "output": {"type": "string"},
-}
-
 
 def _python_tool(name: str, description: str, **fields: Any) -> Capability:
-    return language_tool(name, description, outputs=_OUTPUTS | fields.pop("outputs", {}), **fields)
+    return language_tool(name, description, outputs=fields.pop("outputs", None), **fields)
 
 
 INSTALL_DEPS = _python_tool(

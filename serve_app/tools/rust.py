@@ -158,14 +158,6 @@ COMMANDS = ProjectCommands(
 
 # rust.* tools -----------------------------------------------------------------------------------
 
-_OUTPUTS = {
-    "exit_code": {"type": "integer"},
-    "compiled_binary_path": {"type": "string"},
-    "coverage_percent": {"type": "number"},
-    "diagnostics": {"type": "array", "items": {"type": "string"}},
-    "command": {"type": "array", "items": {"type": "string"}},
-    "output": {"type": "string"},
-}
 _TARGET = {"type": "string", "description": "Cargo package to select (--package)"}
 
 
@@ -178,7 +170,7 @@ def _rust_tool(
         risk=risk,
         timeout=timeout,
         output_kb=output_kb,
-        outputs=_OUTPUTS | fields.pop("outputs", {}),
+        outputs=fields.pop("outputs", None),
         **fields,
     )
 

@@ -19,6 +19,7 @@ from serve_app.execution.process import (
     child_environment,
     run_command,
 )
+from tests.support.processes import gone_or_zombie, process_state, wait_for_file
 
 BASE_ENV = {"PATH": DEFAULT_PATH, "LC_ALL": "C"}
 SET_BY_SERVICE = {
@@ -48,32 +49,6 @@ async def run(
         stdin=stdin,
         output_limit=output_limit,
     )
-
-
-def process_state(pid: int) -> str | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return text.rsplit(")", 1)[1].split()[0]
-
-
-async def wait_for_file(path: Path, deadline_s: float = 5.0) -> str:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if path.exists() and (content := path.read_text().strip()):
-            return content
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{path} was not written within {deadline_s}s")
-
-
-async def gone_or_zombie(pid: int, deadline_s: float = 5.0) -> bool:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if process_state(pid) in (None, "Z", "X"):
-            return True
-        await asyncio.sleep(0.02)
-    return False
 
 
 # exit codes and output --------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import os
@@ -19,6 +18,7 @@ from serve_app.domain.models import Session
 from serve_app.execution.executor import ExecutionService
 from serve_app.tools import build_registry
 from tests.support.execution import fails, make_session, ok, run
+from tests.support.processes import gone_or_zombie, process_state, wait_for_file
 
 MIB = 1024 * 1024
 
@@ -37,32 +37,6 @@ def outside_dir(workspace: Path) -> Path:
     outside.mkdir(exist_ok=True)
     (outside / "secret.txt").write_text("top secret\n")
     return outside
-
-
-def process_state(pid: int) -> str | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return text.rsplit(")", 1)[1].split()[0]
-
-
-async def wait_for_file(path: Path, deadline_s: float = 5.0) -> str:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if path.exists() and (content := path.read_text().strip()):
-            return content
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{path} was not written within {deadline_s}s")
-
-
-async def gone_or_zombie(pid: int, deadline_s: float = 5.0) -> bool:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if process_state(pid) in (None, "Z", "X"):
-            return True
-        await asyncio.sleep(0.02)
-    return False
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -34,6 +34,7 @@ from tests.support.git_repos import (
     repo_with_origin,
 )
 from tests.support.git_repos import git as setup_git
+from tests.support.processes import process_state
 
 SECRET = "s3cret-token"
 
@@ -77,14 +78,6 @@ def session(workspace: Path) -> Session:
 
 def branches_of(repo: Path) -> set[str]:
     return set(setup_git(repo, "branch", "--format=%(refname:short)").split())
-
-
-def process_state(pid: int) -> str | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return text.rsplit(")", 1)[1].split()[0]
 
 
 def everything(result: ExecutionResult) -> str:

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 DATA   := .data
 WORKSPACE_URL ?= http://127.0.0.1:50053
 
-.PHONY: install run test lint typecheck unit e2e bench docs clean
+.PHONY: install sandbox run test lint typecheck unit e2e bench docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,16 +16,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+sandbox:
+	bash scripts/install_sandbox.sh
+
 ## Serve on 127.0.0.1:50053 with local workspaces under .data/ (Ctrl-C stops). State is in memory,
 ## or in Valkey with `make run VALKEY_ADDR=host:port`.
-run: install
+run: install sandbox
 	mkdir -p $(DATA)
 	WORKSPACE_ROOT=$(CURDIR)/$(DATA)/workspaces ARTIFACT_ROOT=$(CURDIR)/$(DATA)/artifacts \
 	$(if $(VALKEY_ADDR),VALKEY_ADDR=$(VALKEY_ADDR) SESSION_STORE_BACKEND=valkey INVOCATION_STORE_BACKEND=valkey) \
 	RAY_ADDRESS=local RAY_USAGE_STATS_ENABLED=0 $(BIN)/serve run ray_config/local.yaml
 
 ## Lint, type-check and run the whole suite (unit, HTTP contract, Ray Serve end-to-end).
-test: install lint typecheck
+test: install sandbox lint typecheck
 	bash scripts/install_toolchains.sh
 	$(BIN)/python scripts/test_services.py -- $(BIN)/python -m pytest -q
 
@@ -35,10 +38,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install
+unit: install sandbox
 	$(BIN)/python scripts/test_services.py -- $(BIN)/python -m pytest -q -m "not serve"
 
-e2e: install
+e2e: install sandbox
 	$(BIN)/python scripts/test_services.py -- $(BIN)/python -m pytest -q -m serve
 
 bench: install

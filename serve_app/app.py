@@ -423,6 +423,7 @@ class IngressReplica:
         _observe(settings)
         self._manager = HandleSessionManager(session_manager)
         self._version = settings.version
+        self._sandbox = settings.sandbox
         # The token comes from this replica's environment (secrets never travel in arguments).
         self._authenticator = Authenticator.from_settings(settings)
         if self._authenticator.trusted and not self._authenticator.token:
@@ -438,6 +439,7 @@ class IngressReplica:
             authenticator=self._authenticator,
             version=self._version,
             echo_request_id=False,
+            sandbox=self._sandbox,
         )
 
 

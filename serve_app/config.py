@@ -194,6 +194,27 @@ class Settings(BaseModel):
     extra_tool_families: list[str] = Field(
         default_factory=env_list("WORKSPACE_EXTRA_TOOL_FAMILIES")
     )
+    sandbox: Literal["bubblewrap", "none"] = Field(
+        default_factory=env_str("WORKSPACE_SANDBOX", "bubblewrap")  # type: ignore[arg-type]
+    )
+    sandbox_toolchain_dirs: list[str] = Field(
+        default_factory=env_list("WORKSPACE_SANDBOX_TOOLCHAIN_DIRS")
+    )
+    sandbox_max_memory_mb: int = Field(
+        default_factory=env_int("WORKSPACE_SANDBOX_MAX_MEMORY_MB", 8192), ge=0
+    )
+    sandbox_max_processes: int = Field(
+        default_factory=env_int("WORKSPACE_SANDBOX_MAX_PROCESSES", 512), ge=0
+    )
+    sandbox_max_file_size_mb: int = Field(
+        default_factory=env_int("WORKSPACE_SANDBOX_MAX_FILE_SIZE_MB", 1024), ge=0
+    )
+    sandbox_max_cpu_seconds: int = Field(
+        default_factory=env_int("WORKSPACE_SANDBOX_MAX_CPU_SECONDS", 900), ge=0
+    )
+    sandbox_max_open_files: int = Field(
+        default_factory=env_int("WORKSPACE_SANDBOX_MAX_OPEN_FILES", 4096), ge=0
+    )
     executor_threads: int = Field(default_factory=env_int("WORKSPACE_EXECUTOR_THREADS", 64), ge=1)
     version: str = Field(default_factory=env_str("WORKSPACE_VERSION", __version__))
     log_level: str = Field(default_factory=env_str("LOG_LEVEL", "info"))
@@ -214,6 +235,14 @@ class Settings(BaseModel):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().absolute()
+
+    @field_validator("sandbox_toolchain_dirs")
+    @classmethod
+    def _absolute_toolchains(cls, value: list[str]) -> list[str]:
+        for directory in value:
+            if not os.path.isabs(directory):
+                raise ValueError(f"sandbox toolchain directory must be absolute: {directory}")
+        return value
 
     @field_validator("source_repo_roots")
     @classmethod

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +33,12 @@ from serve_app.domain.observability import AuditLog, MetricsRecorder, Observer
 from serve_app.domain.ports import Executor, InvocationStore, Lease, QuotaStore, SessionStore
 from serve_app.domain.service import QuotaLimits, SessionService
 from serve_app.execution.executor import ExecutionService
+from serve_app.runtime.sandbox import (
+    ProcessCgroups,
+    Sandbox,
+    SandboxLimits,
+    default_toolchain_dirs,
+)
 from serve_app.tools import build_registry
 
 log = logging.getLogger(__name__)
@@ -127,9 +135,45 @@ def quota_limits(settings: Settings) -> QuotaLimits:
     )
 
 
-def build_executor(settings: Settings) -> ExecutionService:
+MIB = 1024 * 1024
+
+
+def build_sandbox(settings: Settings, *, check: bool = True) -> Sandbox:
+    """The sandbox every tool process of this process runs in; checked once by starting one, so
+    that a missing or broken bubblewrap stops the service at start-up, not at the first call."""
+    toolchains = settings.sandbox_toolchain_dirs or default_toolchain_dirs(
+        os.environ, service_prefix=os.path.realpath(sys.prefix)
+    )
+    sandbox = Sandbox(
+        mode=settings.sandbox,
+        limits=SandboxLimits(
+            memory_bytes=settings.sandbox_max_memory_mb * MIB,
+            processes=settings.sandbox_max_processes,
+            file_size_bytes=settings.sandbox_max_file_size_mb * MIB,
+            cpu_seconds=settings.sandbox_max_cpu_seconds,
+            open_files=settings.sandbox_max_open_files,
+        ),
+        toolchain_dirs=toolchains,
+        visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+    )
+    if sandbox.enabled and os.geteuid() == 0 and settings.sandbox_max_processes > 0:
+        # Root is exempt from RLIMIT_NPROC: a pids cgroup per sandbox bounds its processes.
+        sandbox.cgroups = ProcessCgroups.discover(settings.sandbox_max_processes)
+    if not sandbox.enabled:
+        log.warning(
+            "WORKSPACE_SANDBOX=none: tool processes run unsandboxed as the service's own user; "
+            "they can read other sessions' workspaces and the service's secrets"
+        )
+    elif check:
+        sandbox.check()
+    return sandbox
+
+
+def build_executor(settings: Settings, sandbox: Sandbox | None = None) -> ExecutionService:
     return ExecutionService(
-        build_registry(settings.extra_tool_families), blocking_threads=settings.executor_threads
+        build_registry(settings.extra_tool_families),
+        sandbox=sandbox or build_sandbox(settings),
+        blocking_threads=settings.executor_threads,
     )
 
 
@@ -144,6 +188,7 @@ def build_session_service(
     clock: Callable[[], datetime] = utcnow,
     stores: Stores | None = None,
     observers: Sequence[Observer] = (),
+    sandbox: Sandbox | None = None,
 ) -> SessionService:
     settings.workspace_root.mkdir(parents=True, exist_ok=True)
     settings.artifact_root.mkdir(parents=True, exist_ok=True)
@@ -156,6 +201,7 @@ def build_session_service(
             settings.workspace_root,
             source_repo_roots=settings.source_repo_roots,
             clone_timeout_seconds=settings.clone_timeout_seconds,
+            sandbox=sandbox or build_sandbox(settings),
         ),
         catalog=build_catalog(settings),
         executor=executor,

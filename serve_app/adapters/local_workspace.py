@@ -13,7 +13,9 @@ from pathlib import Path
 from serve_app.domain.errors import ErrorCode, ServiceError, invalid_argument
 from serve_app.domain.ids import is_safe_id
 from serve_app.domain.models import Principal, Runtime, Session
-from serve_app.execution.process import child_environment, run_command
+from serve_app.execution.process import child_environment
+from serve_app.runtime.local import ensure_dir
+from serve_app.runtime.sandbox import Mounts, Sandbox
 
 COPY_MAX_FILES = 200_000
 COPY_MAX_BYTES = 2 * 1024 * 1024 * 1024
@@ -27,9 +29,15 @@ def mask_credentials(text: str) -> str:
 
 class LocalWorkspaceManager:
     def __init__(
-        self, root: Path, *, source_repo_roots: list[str], clone_timeout_seconds: int
+        self,
+        root: Path,
+        *,
+        source_repo_roots: list[str],
+        clone_timeout_seconds: int,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self._root = root
+        self._sandbox = sandbox if sandbox is not None else Sandbox(mode="none")
         self._source_roots = [Path(os.path.realpath(r)) for r in source_repo_roots]
         self._clone_timeout = clone_timeout_seconds
 
@@ -55,14 +63,17 @@ class LocalWorkspaceManager:
         except FileExistsError:
             raise ServiceError(ErrorCode.ALREADY_EXISTS, "session already exists") from None
         repo = session_dir / "repo"
+        owner = self._sandbox.owner
         try:
-            (session_dir / "home").mkdir()
+            for name in ("home", "tmp"):
+                ensure_dir(session_dir / name, owner)
             if source is not None:
-                await asyncio.to_thread(_copy_source, source, repo)
+                await asyncio.to_thread(_copy_source, source, repo, owner)
             elif repo_url:
-                await self._clone(repo_url, repo_ref, repo, session_dir / "home")
+                ensure_dir(repo, owner)
+                await self._clone(repo_url, repo_ref, repo, session_dir)
             else:
-                repo.mkdir()
+                ensure_dir(repo, owner)
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, session_dir, True)
             raise
@@ -81,15 +92,21 @@ class LocalWorkspaceManager:
             raise invalid_argument("source_repo_path is not a directory")
         return real
 
-    async def _clone(self, url: str, ref: str | None, repo: Path, home: Path) -> None:
+    async def _clone(self, url: str, ref: str | None, repo: Path, session_dir: Path) -> None:
+        """A shallow clone into the empty workspace, in a sandbox with the network."""
         argv = ["git", "-c", "protocol.ext.allow=never", "clone", "--depth", "1"]
         if ref:
             argv += ["--branch", ref]
         argv += ["--", url, str(repo)]
-        result = await run_command(
+        home, tmp = session_dir / "home", session_dir / "tmp"
+        env = child_environment(home=home, workspace=repo)
+        env["TMPDIR"] = "/tmp" if self._sandbox.enabled else str(tmp)
+        mounts = Mounts(workspace=repo, home=home, tmp=tmp, network=True)
+        result = await self._sandbox.run(
             argv,
-            cwd=repo.parent,
-            env=child_environment(home=home, workspace=repo),
+            mounts=mounts,
+            cwd=repo,
+            env=env,
             timeout=self._clone_timeout,
             output_limit=CLONE_OUTPUT_LIMIT,
         )
@@ -106,16 +123,19 @@ class LocalWorkspaceManager:
         await asyncio.to_thread(shutil.rmtree, session_dir, True)
 
 
-def _copy_source(source: Path, destination: Path) -> None:
-    """Copy directories and regular files with their modes; symlinks and devices are skipped."""
+def _copy_source(source: Path, destination: Path, owner: tuple[int, int] | None = None) -> None:
+    """Copy directories and regular files with their modes; symlinks and devices are skipped.
+    Everything copied belongs to `owner` when given (the sandbox's uid)."""
     files = total = 0
     destination.mkdir()
+    _own(destination, owner)
     for directory, dirnames, filenames in os.walk(source, followlinks=False):
         relative = Path(directory).relative_to(source)
         target = destination / relative
         for name in dirnames:
             if not os.path.islink(os.path.join(directory, name)):
                 (target / name).mkdir(exist_ok=True)
+                _own(target / name, owner)
         for name in filenames:
             path = Path(directory) / name
             info = path.lstat()
@@ -129,5 +149,11 @@ def _copy_source(source: Path, destination: Path) -> None:
                 )
             shutil.copyfile(path, target / name, follow_symlinks=False)
             os.chmod(target / name, stat.S_IMODE(info.st_mode))
+            _own(target / name, owner)
         shutil.copymode(directory, target)
         dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(directory, d))]
+
+
+def _own(path: Path, owner: tuple[int, int] | None) -> None:
+    if owner is not None:
+        os.chown(path, *owner, follow_symlinks=False)

@@ -31,6 +31,7 @@ def create_app(
     authenticator: Authenticator | None = None,
     version: str = __version__,
     echo_request_id: bool = True,
+    sandbox: str = "bubblewrap",
 ) -> FastAPI:
     app = FastAPI(
         title="workspace",
@@ -41,6 +42,7 @@ def create_app(
     )
     app.router.redirect_slashes = False
     app.state.manager = manager
+    app.state.sandbox = sandbox
     app.state.authenticator = authenticator or Authenticator()
     app.include_router(health.router)
     app.include_router(sessions.router)

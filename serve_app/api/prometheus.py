@@ -32,9 +32,10 @@ def _cumulative(histogram: HistogramSnapshot, bounds: tuple[float, ...]) -> list
 
 
 class _SnapshotCollector(Collector):
-    def __init__(self, snapshot: MetricsSnapshot, version: str) -> None:
+    def __init__(self, snapshot: MetricsSnapshot, version: str, sandbox: str) -> None:
         self._snapshot = snapshot
         self._version = version
+        self._sandbox = sandbox
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self._snapshot
@@ -78,13 +79,15 @@ class _SnapshotCollector(Collector):
         )
         yield create
         info = GaugeMetricFamily(
-            "workspace_build_info", "The running version (always 1).", labels=["version"]
+            "workspace_build_info",
+            "The running version and tool sandbox mode (always 1).",
+            labels=["version", "sandbox"],
         )
-        info.add_metric([self._version], 1)
+        info.add_metric([self._version, self._sandbox], 1)
         yield info
 
 
-def render(snapshot: MetricsSnapshot, version: str) -> bytes:
+def render(snapshot: MetricsSnapshot, version: str, sandbox: str = "bubblewrap") -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_SnapshotCollector(snapshot, version))
+    registry.register(_SnapshotCollector(snapshot, version, sandbox))
     return generate_latest(registry)

@@ -49,6 +49,8 @@ class Constraints(Spec):
     max_retries: int = 0
     allowed_paths: list[str] | None = None
     output_limit_kb: int | None = None
+    network: bool = False
+    """Whether the tool's processes reach the network (the sandbox enforces it)."""
 
 
 class PathField(Spec):

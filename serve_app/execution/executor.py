@@ -9,31 +9,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TypeVar
 
 from serve_app.domain.errors import ErrorCode, ServiceError
 from serve_app.domain.execution import ArtifactBlob, ExecutionRequest, ExecutionResult
-from serve_app.domain.models import InvocationError, Session
-from serve_app.execution.process import CommandResult, child_environment, run_command
+from serve_app.domain.models import InvocationError
+from serve_app.runtime.interface import WorkspaceRuntime
+from serve_app.runtime.local import LocalRuntime
+from serve_app.runtime.sandbox import Sandbox
 from serve_app.tools import ToolRegistry
-from serve_app.tools.base import ToolContext, ToolFailed, ToolResult
+from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def session_home(session: Session) -> Path:
-    """Per-session HOME for child processes, beside the workspace and removed with it."""
-    return Path(session.workspace_path).parent / "home"
-
-
 class ExecutionService:
-    def __init__(self, registry: ToolRegistry, *, blocking_threads: int = 64) -> None:
+    def __init__(
+        self, registry: ToolRegistry, *, sandbox: Sandbox | None = None, blocking_threads: int = 64
+    ) -> None:
         self._registry = registry
+        self._sandbox = sandbox if sandbox is not None else Sandbox()
         self._pool = ThreadPoolExecutor(max_workers=blocking_threads, thread_name_prefix="tool")
+
+    @property
+    def sandbox(self) -> Sandbox:
+        return self._sandbox
 
     async def _blocking(self, function: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, function)
@@ -42,34 +45,16 @@ class ExecutionService:
         tool = self._registry.get(request.tool_name)
         if tool is None:
             return _failure(ErrorCode.NOT_FOUND, "tool handler not found", exit_code=-1)
-        workspace = Path(request.session.workspace_path)
-        home = session_home(request.session)
-        child_env = child_environment(home=home, workspace=workspace)
-
-        async def run(
-            argv: Sequence[str],
-            *,
-            cwd: Path,
-            timeout: float,
-            stdin: bytes | None = None,
-            output_limit: int = 256 * 1024,
-            env: Mapping[str, str] | None = None,
-        ) -> CommandResult:
-            # `env` adds tool-specific variables to the scrubbed child environment.
-            return await run_command(
-                argv,
-                cwd=cwd,
-                env=child_env if env is None else {**child_env, **env},
-                timeout=timeout,
-                stdin=stdin,
-                output_limit=output_limit,
-            )
-
+        deadline = time.monotonic() + request.timeout_seconds
+        try:
+            runtime = self._runtime(request, tool, deadline)
+        except ServiceError as exc:
+            return _failure(exc.code, exc.message, exit_code=-1)
         context = ToolContext(
             session=request.session,
             invocation_id=request.invocation_id,
-            deadline=time.monotonic() + request.timeout_seconds,
-            run=run,
+            deadline=deadline,
+            runtime=runtime,
             blocking=self._blocking,
         )
         try:
@@ -107,6 +92,29 @@ class ExecutionService:
                 ArtifactBlob(name=a.name, content_type=a.content_type, data=a.data)
                 for a in result.artifacts
             ],
+        )
+
+    def _runtime(
+        self, request: ExecutionRequest, tool: Tool, deadline: float
+    ) -> WorkspaceRuntime:
+        """The session's runtime, by `runtime.kind`."""
+        kind = request.session.runtime.kind
+        if kind == "local":
+
+            def check_deadline() -> None:
+                if time.monotonic() > deadline:
+                    raise ServiceError(ErrorCode.TIMEOUT, "tool deadline exceeded", retryable=True)
+
+            return LocalRuntime(
+                request.session,
+                self._sandbox,
+                network=tool.capability.constraints.network,
+                blocking=self._blocking,
+                check_deadline=check_deadline,
+            )
+        raise ServiceError(
+            ErrorCode.UNAVAILABLE,
+            f"runtime kind {kind!r} is not available on this executor",
         )
 
     def close(self) -> None:

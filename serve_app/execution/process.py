@@ -9,11 +9,13 @@ import os
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from serve_app.domain.models import LogLine, utcnow
+from serve_app.runtime.interface import CommandResult
+
+__all__ = ["CommandResult", "child_environment", "run_command"]
 
 TRUNCATION_MARKER = "\n[output truncated]\n"
 DEFAULT_OUTPUT_LIMIT = 256 * 1024
@@ -36,6 +38,7 @@ PASSTHROUGH_VARIABLES = (
     "RUSTUP_AUTO_INSTALL",
     "CARGO_HOME",
     "JAVA_HOME",
+    "PYENV_ROOT",
 )
 
 
@@ -50,6 +53,9 @@ def child_environment(
     if "RUSTUP_HOME" not in env and (rustup_home := _service_rustup_home(source)):
         env["RUSTUP_HOME"] = rustup_home
         env.setdefault("RUSTUP_AUTO_INSTALL", "0")
+    if "PYENV_ROOT" not in env and (pyenv_root := _service_pyenv_root(source)):
+        # pyenv's shims find their interpreters through PYENV_ROOT, by default under HOME.
+        env["PYENV_ROOT"] = pyenv_root
     env.update(
         {
             "HOME": str(home),
@@ -79,13 +85,13 @@ def _service_rustup_home(source: Mapping[str, str]) -> str | None:
     return str(rustup_home) if rustup_home.is_dir() else None
 
 
-@dataclass(frozen=True)
-class CommandResult:
-    exit_code: int
-    output: str
-    truncated: bool
-    timed_out: bool
-    logs: list[LogLine] = field(default_factory=list)
+def _service_pyenv_root(source: Mapping[str, str]) -> str | None:
+    home = source.get("HOME", "").rstrip("/")
+    if not home:
+        return None
+    root = f"{home}/.pyenv"
+    on_path = any(entry.startswith(root + "/") for entry in source.get("PATH", "").split(":"))
+    return root if on_path and Path(root).is_dir() else None
 
 
 class _BoundedOutput:

@@ -1,9 +1,9 @@
 """artifact.* — publish, read and list workspace files as artifacts (contract §4.2, §4.3).
 
 `artifact.upload` returns the file as a tool artifact; the session manager stores it in the same
-durable artifact storage as the invocation's output. Files are opened with O_NOFOLLOW on the
-jail-resolved real path, and listing never follows symlinks (only regular files are candidates,
-and `.git` is not entered).
+durable artifact storage as the invocation's output. Files are read through the session's
+`WorkspaceRuntime` without following a final symlink, and listing never follows symlinks (only
+regular files are candidates, and `.git` is not entered).
 """
 
 from __future__ import annotations
@@ -11,19 +11,16 @@ from __future__ import annotations
 import base64
 import fnmatch
 import hashlib
-import os
 import re
-import stat
-from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 from serve_app.adapters.artifacts import sanitise_name
 from serve_app.domain.capability import Idempotency, PathField, RiskLevel, Scope, SideEffects
-from serve_app.domain.errors import invalid_argument, not_found, policy_denied
+from serve_app.domain.errors import invalid_argument
 from serve_app.domain.models import LogLine, utcnow
 from serve_app.domain.paths import WorkspacePath
-from serve_app.tools.base import ArtifactPayload, Tool, ToolContext, ToolResult, blocking, define
+from serve_app.tools.base import ArtifactPayload, Tool, ToolContext, ToolResult, define
 
 KIB, MIB = 1024, 1024 * 1024
 BYTES_MIN, BYTES_MAX = KIB, 10 * MIB
@@ -31,7 +28,7 @@ UPLOAD_DEFAULT = 2 * MIB
 DOWNLOAD_DEFAULT = 256 * KIB
 LIST_DEFAULT, LIST_MAX = 200, 2000
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-SKIPPED_DIRS = frozenset({".git"})
+LIST_SCAN_MAX = 100_000
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[\w.+-]+(\s*;\s*[\w.+-]+=[\w.+\"-]+)*$")
 
 _STRING = {"type": "string"}
@@ -54,25 +51,10 @@ def _summary_log(summary: str) -> list[LogLine]:
     return [LogLine(at=utcnow(), channel="stdout", message=summary)]
 
 
-def _read_prefix(target: WorkspacePath, limit: int) -> tuple[bytes, bool]:
+async def _read_prefix(ctx: ToolContext, target: WorkspacePath, limit: int) -> tuple[bytes, bool]:
     """Up to `limit` bytes of a regular file, and whether there was more."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(target.real, flags)
-    except FileNotFoundError:
-        raise not_found(f"file not found: {target.requested}") from None
-    except IsADirectoryError:
-        raise invalid_argument(f"path is a directory: {target.requested}") from None
-    except OSError as exc:
-        raise policy_denied(f"cannot open {target.requested}: {exc.strerror}") from None
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-        raise invalid_argument(f"path is {kind}: {target.requested}")
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read(limit + 1)
-    return data[:limit], len(data) > limit
+    content = await ctx.runtime.read_file(target, max_bytes=limit)
+    return content.data, content.truncated
 
 
 # artifact.upload ----------------------------------------------------------------------------------
@@ -123,11 +105,11 @@ def _content_type(raw: str | None) -> str:
     return value
 
 
-def _upload(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    target = ctx.path(args["path"])
+async def _upload(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    target = await ctx.path(args["path"])
     content_type = _content_type(args.get("content_type"))
     name = sanitise_name((args.get("name") or "").strip() or PurePosixPath(target.requested).name)
-    data, truncated = _read_prefix(target, args.get("max_bytes", UPLOAD_DEFAULT))
+    data, truncated = await _read_prefix(ctx, target, args.get("max_bytes", UPLOAD_DEFAULT))
     summary = f"uploaded artifact {name} from {target.requested} ({len(data)} bytes)"
     output = {
         "path": target.requested,
@@ -199,10 +181,10 @@ def _utf8_prefix(data: bytes, truncated: bool, requested: str) -> tuple[bytes, s
         ) from None
 
 
-def _download(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    target = ctx.path(args["path"])
+async def _download(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    target = await ctx.path(args["path"])
     encoding = args.get("encoding", "base64")
-    data, truncated = _read_prefix(target, args.get("max_bytes", DOWNLOAD_DEFAULT))
+    data, truncated = await _read_prefix(ctx, target, args.get("max_bytes", DOWNLOAD_DEFAULT))
     output: dict[str, Any] = {"path": target.requested, "encoding": encoding}
     if encoding == "utf8":
         data, output["content"] = _utf8_prefix(data, truncated, target.requested)
@@ -270,54 +252,24 @@ def pattern_matches(relative: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(parts[-1], pattern)
 
 
-def _regular_files(ctx: ToolContext, root: Path, recursive: bool) -> Iterator[tuple[Path, int]]:
-    """Regular files under `root` with their sizes, in name order, depth first; symlinks are
-    neither listed nor followed."""
-    pending = [root]
-    while pending:
-        ctx.check_deadline()
-        directory = pending.pop()
-        with os.scandir(directory) as scan:
-            children = sorted(scan, key=lambda child: child.name)
-        subdirectories: list[Path] = []
-        for child in children:
-            try:
-                info = child.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            if stat.S_ISREG(info.st_mode):
-                yield Path(child.path), info.st_size
-            elif recursive and stat.S_ISDIR(info.st_mode) and child.name not in SKIPPED_DIRS:
-                subdirectories.append(Path(child.path))
-        pending.extend(reversed(subdirectories))
-
-
-def _list(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    target = ctx.path(args.get("path") or ".")
+async def _list(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    target = await ctx.path(args.get("path") or ".")
     recursive = args.get("recursive", True)
     pattern = (args.get("pattern") or "").strip()
     limit = args.get("max_entries", LIST_DEFAULT)
-    root = Path(os.path.realpath(ctx.workspace))
-    try:
-        info = target.real.lstat()
-    except FileNotFoundError:
-        raise not_found(f"path not found: {target.requested}") from None
-    if stat.S_ISREG(info.st_mode):
-        candidates: Iterator[tuple[Path, int]] = iter([(target.real, info.st_size)])
-    elif stat.S_ISDIR(info.st_mode):
-        candidates = _regular_files(ctx, target.real, recursive)
-    else:
-        raise invalid_argument(f"not a file or directory: {target.requested}")
+    # Without a pattern every file is a candidate; with one, more files are walked than listed.
+    listing = await ctx.runtime.walk_files(
+        target, recursive=recursive, max_files=LIST_SCAN_MAX if pattern else limit
+    )
     artifacts: list[dict[str, Any]] = []
-    truncated = False
-    for path, size in candidates:
-        relative = path.relative_to(root).as_posix()
-        if not pattern_matches(relative, pattern):
+    truncated = listing.truncated
+    for info in listing.entries:
+        if not pattern_matches(info.path, pattern):
             continue
         if len(artifacts) >= limit:
             truncated = True
             break
-        artifacts.append({"path": relative, "size_bytes": size})
+        artifacts.append({"path": info.path, "size_bytes": info.size_bytes})
     summary = f"listed {len(artifacts)} artifact candidates"
     output = {
         "path": target.requested,
@@ -337,7 +289,7 @@ def _list(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
 
 
 TOOLS: list[Tool] = [
-    Tool(UPLOAD, blocking(_upload)),
-    Tool(DOWNLOAD, blocking(_download)),
-    Tool(LIST, blocking(_list)),
+    Tool(UPLOAD, _upload),
+    Tool(DOWNLOAD, _download),
+    Tool(LIST, _list),
 ]

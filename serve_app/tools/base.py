@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from pathlib import PurePosixPath
+from typing import Any, TypeVar
 
 from serve_app.domain.capability import (
     ArgField,
@@ -23,8 +23,8 @@ from serve_app.domain.capability import (
 )
 from serve_app.domain.errors import ErrorCode, ServiceError
 from serve_app.domain.models import LogLine, Session
-from serve_app.domain.paths import WorkspacePath, resolve
-from serve_app.execution.process import CommandResult
+from serve_app.domain.paths import WorkspacePath
+from serve_app.runtime.interface import CommandRunner, WorkspaceRuntime
 
 T = TypeVar("T")
 
@@ -63,38 +63,26 @@ class ToolFailed(ServiceError):
         self.logs = logs or []
 
 
-class CommandRunner(Protocol):
-    async def __call__(
-        self,
-        argv: Sequence[str],
-        *,
-        cwd: Path,
-        timeout: float,
-        stdin: bytes | None = None,
-        output_limit: int = ...,
-        env: Mapping[str, str] | None = None,
-    ) -> CommandResult: ...
-
-
 @dataclass(frozen=True)
 class ToolContext:
     session: Session
     invocation_id: str
     deadline: float
-    run: CommandRunner
+    runtime: WorkspaceRuntime
     blocking: Callable[[Callable[[], Any]], Awaitable[Any]]
+    """Runs CPU-bound work (parsing, hashing) off the event loop; never workspace I/O."""
 
     @property
-    def workspace(self) -> Path:
-        return Path(self.session.workspace_path)
+    def workspace(self) -> PurePosixPath:
+        return self.runtime.workspace
 
-    def path(self, user_path: str, *, follow_final: bool = True) -> WorkspacePath:
-        return resolve(
-            self.session.workspace_path,
-            self.session.allowed_paths,
-            user_path,
-            follow_final=follow_final,
-        )
+    @property
+    def run(self) -> CommandRunner:
+        """`runtime.run`: a command in the session's sandbox."""
+        return self.runtime.run
+
+    async def path(self, user_path: str, *, follow_final: bool = True) -> WorkspacePath:
+        return await self.runtime.resolve(user_path, follow_final=follow_final)
 
     def remaining(self) -> float:
         return max(self.deadline - time.monotonic(), 0.0)
@@ -138,6 +126,7 @@ def define(
     idempotency: Idempotency,
     timeout: int,
     output_kb: int,
+    network: bool = False,
     properties: dict[str, Any],
     required: Sequence[str] = (),
     outputs: dict[str, Any],
@@ -164,7 +153,9 @@ def define(
         risk_level=risk,
         requires_approval=approval,
         idempotency=idempotency,
-        constraints=Constraints(timeout_seconds=timeout, max_retries=0, output_limit_kb=output_kb),
+        constraints=Constraints(
+            timeout_seconds=timeout, max_retries=0, output_limit_kb=output_kb, network=network
+        ),
         preconditions=list(preconditions),
         postconditions=list(postconditions),
         cost_hint=cost,

@@ -1,7 +1,8 @@
-"""fs.* — file tools on the local workspace (contract §4.2, §4.3, §13).
+"""fs.* — file tools on the session workspace (contract §4.2, §4.3, §13).
 
-Every path goes through the jail (`ToolContext.path`); files are opened with O_NOFOLLOW on the
-resolved real path, so a symlink swapped in after the check is not followed either.
+Every path goes through the jail (`ToolContext.path`) and every file operation through the
+session's `WorkspaceRuntime`, which opens files without following a final symlink, so a symlink
+swapped in after the check is not followed either.
 """
 
 from __future__ import annotations
@@ -10,37 +11,26 @@ import base64
 import binascii
 import codecs
 import hashlib
-import os
 import re
-import secrets
-import shutil
-import stat
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import re2
 
 from serve_app.domain.capability import Idempotency, PathField, RiskLevel, Scope, SideEffects
-from serve_app.domain.errors import ErrorCode, invalid_argument, not_found, policy_denied
-from serve_app.domain.paths import WorkspacePath, clean
-from serve_app.execution.process import CommandResult
-from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult, blocking, define
+from serve_app.domain.errors import ErrorCode, ServiceError, invalid_argument, not_found
+from serve_app.domain.paths import clean
+from serve_app.runtime.interface import CommandResult, FileInfo
+from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult, define
 
 READ_DEFAULT_BYTES = 64 * 1024
 READ_MAX_BYTES = 1024 * 1024
 WRITE_MAX_BYTES = 1024 * 1024
 LIST_DEFAULT, LIST_MAX = 200, 1000
 SEARCH_DEFAULT, SEARCH_MAX = 200, 2000
-SEARCH_MAX_LINE_BYTES = 2 * 1024 * 1024
-SEARCH_MAX_FILE_BYTES = 64 * 1024 * 1024
 SEARCH_PATTERN_MAX = 1024
 SNIPPET_MAX_CHARS = 512
-COPY_MAX_FILES = 100_000
-COPY_MAX_BYTES = 1024 * 1024 * 1024
 PATCH_MAX_BYTES = 1024 * 1024
-SKIPPED_DIRS = frozenset({".git"})
 _MODE = re.compile(r"^0?[0-7]{3}$")
 
 _STRING = {"type": "string"}
@@ -52,48 +42,22 @@ def _int(minimum: int, maximum: int) -> dict[str, Any]:
     return {"type": "integer", "minimum": minimum, "maximum": maximum}
 
 
-def _open_flags(base: int) -> int:
-    return base | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "symlink"
-    if stat.S_ISDIR(mode):
-        return "dir"
-    if stat.S_ISREG(mode):
-        return "file"
-    return "other"
-
-
 def _mode_text(mode: int) -> str:
-    return f"{stat.S_IMODE(mode):04o}"
+    return f"{mode:04o}"
 
 
 def _timestamp(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _display(ctx: ToolContext, real: Path) -> str:
-    root = Path(os.path.realpath(ctx.workspace))
-    return real.relative_to(root).as_posix() or "."
-
-
-def _entry(ctx: ToolContext, path: Path, info: os.stat_result) -> dict[str, Any]:
+def _entry(info: FileInfo) -> dict[str, Any]:
     return {
-        "path": _display(ctx, path),
-        "type": _kind(info.st_mode),
-        "size_bytes": info.st_size,
-        "mode": _mode_text(info.st_mode),
-        "modified_at": _timestamp(info.st_mtime),
+        "path": info.path,
+        "type": info.kind,
+        "size_bytes": info.size_bytes,
+        "mode": _mode_text(info.mode),
+        "modified_at": _timestamp(info.modified_at),
     }
-
-
-def _lstat(path: Path) -> os.stat_result | None:
-    try:
-        return path.lstat()
-    except FileNotFoundError:
-        return None
 
 
 # fs.list ----------------------------------------------------------------------------------------
@@ -123,35 +87,17 @@ LIST = define(
 )
 
 
-def _list(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    target = ctx.path(args.get("path") or ".")
-    limit = args.get("max_entries", LIST_DEFAULT)
-    info = _lstat(target.real)
-    if info is None:
-        raise not_found(f"path not found: {target.requested}")
-    if not stat.S_ISDIR(info.st_mode):
-        raise invalid_argument(f"path is not a directory: {target.requested}")
-    entries: list[dict[str, Any]] = []
-    truncated = False
-    pending = [target.real]
-    while pending and not truncated:
-        directory = pending.pop(0)
-        ctx.check_deadline()
-        with os.scandir(directory) as scan:
-            children = sorted(scan, key=lambda child: child.name)
-        for child in children:
-            if len(entries) >= limit:
-                truncated = True
-                break
-            child_info = child.stat(follow_symlinks=False)
-            entries.append(_entry(ctx, Path(child.path), child_info))
-            if (
-                args.get("recursive")
-                and stat.S_ISDIR(child_info.st_mode)
-                and (child.name not in SKIPPED_DIRS)
-            ):
-                pending.append(Path(child.path))
-    return ToolResult(output={"entries": entries, "count": len(entries), "truncated": truncated})
+async def _list(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    target = await ctx.path(args.get("path") or ".")
+    listing = await ctx.runtime.list_dir(
+        target,
+        recursive=bool(args.get("recursive")),
+        max_entries=args.get("max_entries", LIST_DEFAULT),
+    )
+    entries = [_entry(info) for info in listing.entries]
+    return ToolResult(
+        output={"entries": entries, "count": len(entries), "truncated": listing.truncated}
+    )
 
 
 # fs.read_file -----------------------------------------------------------------------------------
@@ -184,44 +130,24 @@ READ_FILE = define(
 )
 
 
-def _open_regular(path: WorkspacePath) -> tuple[int, os.stat_result]:
-    try:
-        fd = os.open(path.real, _open_flags(os.O_RDONLY | os.O_NONBLOCK))
-    except FileNotFoundError:
-        raise not_found(f"file not found: {path.requested}") from None
-    except IsADirectoryError:
-        raise invalid_argument(f"path is a directory: {path.requested}") from None
-    except OSError as exc:
-        raise policy_denied(f"cannot open {path.requested}: {exc.strerror}") from None
-    info = os.fstat(fd)
-    if stat.S_ISDIR(info.st_mode):
-        os.close(fd)
-        raise invalid_argument(f"path is a directory: {path.requested}")
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        raise invalid_argument(f"not a regular file: {path.requested}")
-    return fd, info
-
-
-def _read_file(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    target = ctx.path(args["path"])
-    limit = args.get("max_bytes", READ_DEFAULT_BYTES)
-    fd, info = _open_regular(target)
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read(limit)
-    truncated = info.st_size > len(data)
+async def _read_file(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    target = await ctx.path(args["path"])
+    content = await ctx.runtime.read_file(
+        target, max_bytes=args.get("max_bytes", READ_DEFAULT_BYTES)
+    )
+    data, truncated = content.data, content.truncated
     try:
         decoder = codecs.getincrementaldecoder("utf-8")()
         text = decoder.decode(data, final=not truncated)
-        encoding, content = "utf8", text
+        encoding, output = "utf8", text
     except UnicodeDecodeError:
-        encoding, content = "base64", base64.b64encode(data).decode("ascii")
+        encoding, output = "base64", base64.b64encode(data).decode("ascii")
     return ToolResult(
         output={
             "path": target.requested,
             "encoding": encoding,
-            "content": content,
-            "size_bytes": info.st_size,
+            "content": output,
+            "size_bytes": content.size_bytes,
             "truncated": truncated,
         }
     )
@@ -266,43 +192,10 @@ def _decode_content(args: dict[str, Any]) -> bytes:
     return data
 
 
-def _ensure_parent(ctx: ToolContext, target: WorkspacePath, create: bool) -> None:
-    parent = target.real.parent
-    if parent.is_dir():
-        return
-    if not create:
-        raise not_found(f"parent directory does not exist: {target.requested}")
-    if parent.exists():
-        raise invalid_argument(f"parent is not a directory: {target.requested}")
-    parent.mkdir(parents=True, exist_ok=True)
-    # The chain was checked lexically; check once more now that it exists.
-    ctx.path(_display(ctx, parent))
-
-
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temporary, _open_flags(os.O_WRONLY | os.O_CREAT | os.O_EXCL), mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def _write_file(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+async def _write_file(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     data = _decode_content(args)
-    target = ctx.path(args["path"])
-    if target.is_root:
-        raise invalid_argument("path is the workspace root")
-    existing = _lstat(target.real)
-    if existing is not None and not stat.S_ISREG(existing.st_mode):
-        raise invalid_argument(f"path exists and is not a regular file: {target.requested}")
-    _ensure_parent(ctx, target, args.get("create_parents", True))
-    mode = stat.S_IMODE(existing.st_mode) if existing is not None else 0o644
-    _write_atomically(target.real, data, mode)
+    target = await ctx.path(args["path"])
+    await ctx.runtime.write_file(target, data, create_parents=args.get("create_parents", True))
     return ToolResult(
         output={
             "path": target.requested,
@@ -337,30 +230,23 @@ MKDIR = define(
 )
 
 
-def _mkdir(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    target = ctx.path(args["path"])
+async def _mkdir(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    target = await ctx.path(args["path"])
     mode_text = args.get("mode", "0755")
     if not _MODE.fullmatch(mode_text):
         raise invalid_argument("mode must be an octal permission such as 0755")
-    mode = int(mode_text, 8)
-    existing = _lstat(target.real)
-    if existing is not None:
-        if not stat.S_ISDIR(existing.st_mode):
-            raise invalid_argument(f"path exists and is not a directory: {target.requested}")
-        if not args.get("exist_ok", True):
-            raise invalid_argument(f"directory already exists: {target.requested}")
-        created = False
-    else:
-        if args.get("create_parents", True):
-            target.real.parent.mkdir(parents=True, exist_ok=True)
-            ctx.path(_display(ctx, target.real.parent))
-        elif not target.real.parent.is_dir():
-            raise not_found(f"parent directory does not exist: {target.requested}")
-        target.real.mkdir()
-        os.chmod(target.real, mode)
-        created = True
-    actual = _mode_text(target.real.lstat().st_mode)
-    return ToolResult(output={"path": target.requested, "created": created, "mode": actual})
+    created = await ctx.runtime.mkdir(
+        target,
+        parents=args.get("create_parents", True),
+        mode=int(mode_text, 8),
+        exist_ok=args.get("exist_ok", True),
+    )
+    info = await ctx.runtime.stat(target)
+    if info is None:
+        raise not_found(f"path not found: {target.requested}")
+    return ToolResult(
+        output={"path": target.requested, "created": created, "mode": _mode_text(info.mode)}
+    )
 
 
 # fs.move ----------------------------------------------------------------------------------------
@@ -391,40 +277,15 @@ MOVE = define(
 )
 
 
-def _is_within(path: Path, ancestor: Path) -> bool:
-    return path == ancestor or ancestor in path.parents
-
-
-def _prepare_destination(
-    ctx: ToolContext, source: WorkspacePath, destination: WorkspacePath, args: dict[str, Any]
-) -> None:
-    if destination.is_root:
-        raise invalid_argument("destination is the workspace root")
-    if _is_within(destination.real, source.real):
-        raise invalid_argument("destination is inside the source")
-    if _is_within(source.real, destination.real):
-        # Replacing an ancestor of the source would delete the source before it is moved/copied.
-        raise invalid_argument("source is inside the destination")
-    existing = _lstat(destination.real)
-    if existing is not None:
-        if not args.get("overwrite", False):
-            raise invalid_argument(f"destination exists: {destination.requested}")
-        if stat.S_ISDIR(existing.st_mode):
-            shutil.rmtree(destination.real)
-        else:
-            destination.real.unlink()
-    _ensure_parent(ctx, destination, args.get("create_parents", True))
-
-
-def _move(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    source = ctx.path(args["source_path"], follow_final=False)
-    destination = ctx.path(args["destination_path"], follow_final=False)
-    if source.is_root:
-        raise policy_denied("cannot move the workspace root")
-    if _lstat(source.real) is None:
-        raise not_found(f"source not found: {source.requested}")
-    _prepare_destination(ctx, source, destination, args)
-    os.rename(source.real, destination.real)
+async def _move(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    source = await ctx.path(args["source_path"], follow_final=False)
+    destination = await ctx.path(args["destination_path"], follow_final=False)
+    await ctx.runtime.move(
+        source,
+        destination,
+        overwrite=args.get("overwrite", False),
+        create_parents=args.get("create_parents", True),
+    )
     return ToolResult(
         output={
             "source_path": source.requested,
@@ -455,82 +316,22 @@ COPY = define(
 )
 
 
-def _copy_file(source: Path, destination: Path) -> int:
-    src_fd = os.open(source, _open_flags(os.O_RDONLY | os.O_NONBLOCK))
-    try:
-        info = os.fstat(src_fd)
-        flags = _open_flags(os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-        dst_fd = os.open(destination, flags, stat.S_IMODE(info.st_mode))
-        with os.fdopen(dst_fd, "wb") as out, os.fdopen(os.dup(src_fd), "rb") as src:
-            shutil.copyfileobj(src, out, 1024 * 1024)
-        return info.st_size
-    finally:
-        os.close(src_fd)
-
-
-def _walk(root: Path) -> Iterator[tuple[Path, list[os.DirEntry[str]]]]:
-    pending = [root]
-    while pending:
-        directory = pending.pop()
-        with os.scandir(directory) as scan:
-            children = sorted(scan, key=lambda child: child.name)
-        yield directory, children
-        pending.extend(
-            Path(child.path) for child in reversed(children) if child.is_dir(follow_symlinks=False)
-        )
-
-
-def _copy_tree(ctx: ToolContext, source: Path, destination: Path) -> None:
-    files = copied_bytes = 0
-    for directory, children in _walk(source):
-        ctx.check_deadline()
-        target_dir = destination / directory.relative_to(source)
-        target_dir.mkdir(exist_ok=True)
-        shutil.copymode(directory, target_dir)
-        for child in children:
-            if not child.is_file(follow_symlinks=False):
-                continue
-            files += 1
-            copied_bytes += child.stat(follow_symlinks=False).st_size
-            if files > COPY_MAX_FILES or copied_bytes > COPY_MAX_BYTES:
-                raise invalid_argument(
-                    f"copy exceeds {COPY_MAX_FILES} files or {COPY_MAX_BYTES} bytes"
-                )
-            _copy_file(Path(child.path), target_dir / child.name)
-
-
-def _copy(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    source = ctx.path(args["source_path"], follow_final=False)
-    destination = ctx.path(args["destination_path"], follow_final=False)
-    info = _lstat(source.real)
-    if info is None:
-        raise not_found(f"source not found: {source.requested}")
-    if stat.S_ISLNK(info.st_mode):
-        raise invalid_argument(f"fs.copy does not copy symlinks: {source.requested}")
-    is_dir = stat.S_ISDIR(info.st_mode)
-    if is_dir and not args.get("recursive", False):
-        raise invalid_argument(f"source is a directory; set recursive=true: {source.requested}")
-    if not is_dir and not stat.S_ISREG(info.st_mode):
-        raise invalid_argument(f"not a regular file: {source.requested}")
-    _prepare_destination(ctx, source, destination, args)
-    try:
-        if is_dir:
-            _copy_tree(ctx, source.real, destination.real)
-        else:
-            _copy_file(source.real, destination.real)
-    except BaseException:
-        # No half-copied destination is left behind.
-        if destination.real.is_dir() and not destination.real.is_symlink():
-            shutil.rmtree(destination.real, ignore_errors=True)
-        else:
-            destination.real.unlink(missing_ok=True)
-        raise
+async def _copy(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    source = await ctx.path(args["source_path"], follow_final=False)
+    destination = await ctx.path(args["destination_path"], follow_final=False)
+    kind = await ctx.runtime.copy(
+        source,
+        destination,
+        recursive=args.get("recursive", False),
+        overwrite=args.get("overwrite", False),
+        create_parents=args.get("create_parents", True),
+    )
     return ToolResult(
         output={
             "source_path": source.requested,
             "destination_path": destination.requested,
             "copied": True,
-            "type": "dir" if is_dir else "file",
+            "type": kind,
         }
     )
 
@@ -559,22 +360,12 @@ DELETE = define(
 )
 
 
-def _delete(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    target = ctx.path(args["path"], follow_final=False)
-    if target.is_root:
-        raise policy_denied("cannot delete the workspace root")
-    info = _lstat(target.real)
-    if info is None:
-        if args.get("force", False):
-            return ToolResult(output={"path": target.requested, "deleted": False, "existed": False})
-        raise not_found(f"path not found: {target.requested}")
-    if stat.S_ISDIR(info.st_mode):
-        if not args.get("recursive", False):
-            raise invalid_argument(f"path is a directory; set recursive=true: {target.requested}")
-        shutil.rmtree(target.real)
-    else:
-        target.real.unlink()
-    return ToolResult(output={"path": target.requested, "deleted": True, "existed": True})
+async def _delete(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    target = await ctx.path(args["path"], follow_final=False)
+    existed = await ctx.runtime.delete(
+        target, recursive=args.get("recursive", False), missing_ok=args.get("force", False)
+    )
+    return ToolResult(output={"path": target.requested, "deleted": existed, "existed": existed})
 
 
 # fs.stat ----------------------------------------------------------------------------------------
@@ -604,14 +395,12 @@ STAT = define(
 )
 
 
-def _stat(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    target = ctx.path(args["path"], follow_final=False)
-    info = _lstat(target.real)
+async def _stat(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    target = await ctx.path(args["path"], follow_final=False)
+    info = await ctx.runtime.stat(target)
     if info is None:
         return ToolResult(output={"path": target.requested, "exists": False})
-    return ToolResult(
-        output=_entry(ctx, target.real, info) | {"path": target.requested, "exists": True}
-    )
+    return ToolResult(output=_entry(info) | {"path": target.requested, "exists": True})
 
 
 # fs.patch ---------------------------------------------------------------------------------------
@@ -699,6 +488,16 @@ async def _git_targets(ctx: ToolContext, diff: str, strategy: str) -> list[str]:
     return [fields[2] for fields in records if len(fields) == 3 and fields[2]]
 
 
+async def _in_git_repository(ctx: ToolContext) -> bool:
+    """Whether the workspace has a `.git`; one outside allowed_paths counts as none (a three-way
+    apply would write its index)."""
+    try:
+        git_dir = await ctx.path(".git", follow_final=False)
+    except ServiceError:
+        return False
+    return await ctx.runtime.stat(git_dir) is not None
+
+
 async def _patch(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     diff: str = args["unified_diff"]
     strategy = args.get("strategy", "reject_on_conflict")
@@ -706,11 +505,11 @@ async def _patch(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     if not paths:
         raise invalid_argument("unified_diff has no file headers (--- / +++ lines)")
     for path in paths:
-        ctx.path(path, follow_final=False)
+        await ctx.path(path, follow_final=False)
     for path in await _git_targets(ctx, diff, strategy):
-        ctx.path(path, follow_final=False)
+        await ctx.path(path, follow_final=False)
     argv = ["git", "apply", "--whitespace=nowarn"]
-    if strategy == "apply" and (ctx.workspace / ".git").exists():
+    if strategy == "apply" and await _in_git_repository(ctx):
         argv.append("--3way")
     argv.append("-")
     result = await ctx.run(
@@ -756,89 +555,38 @@ SEARCH = define(
 )
 
 
-def _walk_skipping(root: Path) -> Iterator[Path]:
-    pending = [root]
-    while pending:
-        directory = pending.pop()
-        with os.scandir(directory) as scan:
-            children = sorted(scan, key=lambda child: child.name)
-        for child in children:
-            if child.is_file(follow_symlinks=False):
-                yield Path(child.path)
-        pending.extend(
-            Path(child.path)
-            for child in reversed(children)
-            if child.is_dir(follow_symlinks=False) and child.name not in SKIPPED_DIRS
-        )
-
-
-def _search(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+async def _search(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     try:
         regex = re2.compile(args["pattern"])
     except re2.error as exc:
         raise invalid_argument(f"invalid pattern: {exc}") from None
-    target = ctx.path(args.get("path") or ".")
-    info = _lstat(target.real)
-    if info is None:
-        raise not_found(f"path not found: {target.requested}")
-    limit = args.get("max_results", SEARCH_DEFAULT)
-    files = [target.real] if stat.S_ISREG(info.st_mode) else _walk_skipping(target.real)
-    matches: list[dict[str, Any]] = []
-    truncated = False
-    for path in files:
-        ctx.check_deadline()
-        if truncated:
-            break
-        for number, line in _lines(path):
-            if regex.search(line):
-                if len(matches) >= limit:
-                    truncated = True
-                    break
-                matches.append(
-                    {
-                        "path": _display(ctx, path),
-                        "line": number,
-                        "snippet": line[:SNIPPET_MAX_CHARS],
-                    }
-                )
-    return ToolResult(output={"matches": matches, "count": len(matches), "truncated": truncated})
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Text lines of a file; binary files (a NUL in the first 8 KiB) and huge files yield none."""
-    try:
-        fd = os.open(path, _open_flags(os.O_RDONLY | os.O_NONBLOCK))
-    except OSError:
-        return
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode) or info.st_size > SEARCH_MAX_FILE_BYTES:
-            return
-        if b"\x00" in handle.read(8192):
-            return
-        handle.seek(0)
-        number = 0
-        while raw := handle.readline(SEARCH_MAX_LINE_BYTES + 1):
-            number += 1
-            if len(raw) > SEARCH_MAX_LINE_BYTES:
-                while raw and not raw.endswith(b"\n"):
-                    raw = handle.readline(SEARCH_MAX_LINE_BYTES + 1)
-                continue
-            yield number, raw.decode("utf-8", "replace").rstrip("\r\n")
+    target = await ctx.path(args.get("path") or ".")
+    result = await ctx.runtime.search(
+        target,
+        lambda line: regex.search(line) is not None,
+        max_results=args.get("max_results", SEARCH_DEFAULT),
+    )
+    matches = [
+        {"path": match.path, "line": match.line, "snippet": match.text[:SNIPPET_MAX_CHARS]}
+        for match in result.matches
+    ]
+    return ToolResult(
+        output={"matches": matches, "count": len(matches), "truncated": result.truncated}
+    )
 
 
 # registry ---------------------------------------------------------------------------------------
 
 
 TOOLS: list[Tool] = [
-    Tool(LIST, blocking(_list)),
-    Tool(READ_FILE, blocking(_read_file)),
-    Tool(WRITE_FILE, blocking(_write_file)),
-    Tool(MKDIR, blocking(_mkdir)),
-    Tool(MOVE, blocking(_move)),
-    Tool(COPY, blocking(_copy)),
-    Tool(DELETE, blocking(_delete)),
-    Tool(STAT, blocking(_stat)),
+    Tool(LIST, _list),
+    Tool(READ_FILE, _read_file),
+    Tool(WRITE_FILE, _write_file),
+    Tool(MKDIR, _mkdir),
+    Tool(MOVE, _move),
+    Tool(COPY, _copy),
+    Tool(DELETE, _delete),
+    Tool(STAT, _stat),
     Tool(PATCH, _patch),
-    Tool(SEARCH, blocking(_search)),
+    Tool(SEARCH, _search),
 ]

@@ -8,15 +8,13 @@ toolchain download.
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from serve_app.domain.capability import (
     Capability,
 )
 from serve_app.domain.errors import invalid_argument, policy_denied
+from serve_app.domain.paths import WorkspacePath
 from serve_app.tools import projects
 from serve_app.tools.base import Tool, ToolContext, ToolResult
 from serve_app.tools.languages import (
@@ -37,7 +35,6 @@ from serve_app.tools.languages import (
     output_dir,
     relative_arg,
     run_toolchain,
-    workspace_root,
 )
 
 ENV = {"GOFLAGS": "-modcacherw", "GOTOOLCHAIN": "local"}
@@ -64,7 +61,7 @@ def command(*args: str) -> Command:
     return Command(["go", *args], "go", ENV)
 
 
-def package_pattern(ctx: ToolContext, value: str | None, default: str = "./...") -> str:
+async def package_pattern(ctx: ToolContext, value: str | None, default: str = "./...") -> str:
     """A package pattern: `./dir`, `./dir/...` (jailed as workspace paths) or an import path."""
     target = checked_target(value)
     if not target:
@@ -73,7 +70,7 @@ def package_pattern(ctx: ToolContext, value: str | None, default: str = "./...")
         base, recursive = target, ""
         if target == "..." or target.endswith("/..."):
             base, recursive = target[: -len("...")].rstrip("/") or ".", "/..."
-        return relative_arg(ctx.path(base)) + recursive
+        return relative_arg(await ctx.path(base)) + recursive
     base = target.removesuffix("/...")
     if not _IMPORT_PATH.fullmatch(base) or ".." in base.split("/"):
         raise invalid_argument(f"not a Go package pattern: {target!r}")
@@ -114,51 +111,49 @@ async def _coverage_run(
     ctx: ToolContext, pattern: str, flags: list[str], output_kb: int
 ) -> tuple[Completed, float | None]:
     """`go test -coverprofile` into a private temporary directory, then `go tool cover -func`
-    for the total over every package."""
-    scratch = Path(await ctx.blocking(lambda: tempfile.mkdtemp(prefix="go-cover-")))
-    try:
+    for the total over every package (its report counts only when the profile was written and
+    read: exit code 0)."""
+    async with ctx.runtime.temp_dir("go-cover-") as scratch:
         profile = scratch / "cover.out"
         run = await run_toolchain(
             ctx, command("test", *flags, f"-coverprofile={profile}", pattern), output_kb=output_kb
         )
-        report = ""
-        if await ctx.blocking(profile.is_file):
-            func = await run_toolchain(
-                ctx, command("tool", "cover", f"-func={profile}"), output_kb=256
-            )
-            report = func.output
+        func = await run_toolchain(
+            ctx, command("tool", "cover", f"-func={profile}"), output_kb=256
+        )
+        report = func.output if func.exit_code == 0 else ""
         return run, projects.go_coverage(report, run.output)
-    finally:
-        await ctx.blocking(lambda: shutil.rmtree(scratch, ignore_errors=True))
 
 
 # repo.* commands --------------------------------------------------------------------------------
 
 
 async def _build(job: Job) -> Completed:
-    return await job.run(command("build", *job.extra_args, package_pattern(job.ctx, job.target)))
+    pattern = await package_pattern(job.ctx, job.target)
+    return await job.run(command("build", *job.extra_args, pattern))
 
 
 async def _test(job: Job) -> Completed:
-    return await job.run(command("test", *job.extra_args, package_pattern(job.ctx, job.target)))
+    pattern = await package_pattern(job.ctx, job.target)
+    return await job.run(command("test", *job.extra_args, pattern))
 
 
 async def _validate(job: Job) -> Completed:
-    return await job.run(command("build", package_pattern(job.ctx, job.target)))
+    return await job.run(command("build", await package_pattern(job.ctx, job.target)))
 
 
 async def _vet(job: Job) -> Completed:
-    return await job.run(command("vet", package_pattern(job.ctx, job.target)))
+    return await job.run(command("vet", await package_pattern(job.ctx, job.target)))
 
 
 async def _coverage(job: Job) -> Coverage:
-    pattern = package_pattern(job.ctx, job.target)
+    pattern = await package_pattern(job.ctx, job.target)
     run, percent = await _coverage_run(job.ctx, pattern, [], job.output_kb)
     return Coverage(run, supported=True, percent=percent)
 
 
 async def _package(job: Job) -> Packaged:
-    pattern = package_pattern(job.ctx, job.target, default=".")
+    pattern = await package_pattern(job.ctx, job.target, default=".")
     name = pattern.rstrip("/").rsplit("/", 1)[-1]
     name = checked_output_name(None if name in (".", "...") else name, "app")
     dist = await output_dir(job.ctx, DIST_DIR)
@@ -202,41 +197,56 @@ MOD_TIDY = _go_tool(
     "go.sum are left as they were and exit_code 1 reports that tidying would change them.",
     180,
     1024,
+    network=True,
     properties={"check": {"type": "boolean", "description": "Report only (default false)"}},
     outputs={"changed_files": {"type": "array", "items": {"type": "string"}}},
     examples=[{"check": True}],
 )
 
 _MODULE_FILES = ("go.mod", "go.sum")
+MODULE_FILE_MAX_BYTES = 64 * 1024 * 1024
 
 
-def _snapshot(root: Path) -> dict[str, bytes | None]:
-    return {
-        name: (root / name).read_bytes() if (root / name).is_file() else None
-        for name in _MODULE_FILES
-    }
+async def _module_files(ctx: ToolContext) -> dict[str, WorkspacePath]:
+    """go.mod and go.sum through the jail: both must be inside it before tidy rewrites them."""
+    return {name: await ctx.path(name) for name in _MODULE_FILES}
 
 
-def _restore(root: Path, snapshot: dict[str, bytes | None]) -> None:
+async def _snapshot(ctx: ToolContext, paths: dict[str, WorkspacePath]) -> dict[str, bytes | None]:
+    snapshot: dict[str, bytes | None] = {}
+    for name, path in paths.items():
+        info = await ctx.runtime.stat(path)
+        if info is None or info.kind != "file":
+            snapshot[name] = None
+            continue
+        content = await ctx.runtime.read_file(path, max_bytes=MODULE_FILE_MAX_BYTES)
+        if content.truncated:
+            raise invalid_argument(f"{name} is larger than {MODULE_FILE_MAX_BYTES} bytes")
+        snapshot[name] = content.data
+    return snapshot
+
+
+async def _restore(
+    ctx: ToolContext, paths: dict[str, WorkspacePath], snapshot: dict[str, bytes | None]
+) -> None:
     for name, data in snapshot.items():
         if data is None:
-            (root / name).unlink(missing_ok=True)
+            await ctx.runtime.delete(paths[name], missing_ok=True)
         else:
-            (root / name).write_bytes(data)
+            await ctx.runtime.write_file(paths[name], data)
 
 
 async def _mod_tidy(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    root = workspace_root(ctx)
-    for name in _MODULE_FILES:
-        ctx.path(name)  # both files must be inside the jail before tidy rewrites them
-    before = await ctx.blocking(lambda: _snapshot(root))
+    paths = await _module_files(ctx)
+    before = await _snapshot(ctx, paths)
     if before["go.mod"] is None:
         raise invalid_argument("go.mod not found in the workspace")
     run = await run_toolchain(ctx, command("mod", "tidy"), output_kb=1024)
-    after = await ctx.blocking(lambda: _snapshot(root))
+    paths = await _module_files(ctx)
+    after = await _snapshot(ctx, paths)
     changed = [name for name in _MODULE_FILES if before[name] != after[name]]
     if args.get("check") and changed:
-        await ctx.blocking(lambda: _restore(root, before))
+        await _restore(ctx, paths, before)
         run = Completed(
             run.command,
             1 if run.exit_code == 0 else run.exit_code,
@@ -244,7 +254,7 @@ async def _mod_tidy(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
             run.truncated,
             run.logs,
         )
-    output = language_result(run, root, extra={"changed_files": changed})
+    output = language_result(run, ctx.workspace, extra={"changed_files": changed})
     return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
 
 
@@ -259,9 +269,9 @@ GENERATE = _go_tool(
 
 
 async def _generate(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    pattern = package_pattern(ctx, args.get("target"))
+    pattern = await package_pattern(ctx, args.get("target"))
     run = await run_toolchain(ctx, command("generate", pattern), output_kb=1024)
-    output = language_result(run, workspace_root(ctx))
+    output = language_result(run, ctx.workspace)
     return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
 
 
@@ -289,15 +299,15 @@ async def _build_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     binary = ""
     if args.get("output_name"):
         name = checked_output_name(args["output_name"], "app")
-        pattern = package_pattern(ctx, args.get("target"), default=".")
+        pattern = await package_pattern(ctx, args.get("target"), default=".")
         build_dir = await output_dir(ctx, BUILD_DIR)
         binary = f"{build_dir.relative}/{name}"
         flags += ["-o", f"./{binary}"]
     else:
-        pattern = package_pattern(ctx, args.get("target"))
+        pattern = await package_pattern(ctx, args.get("target"))
     run = await run_toolchain(ctx, command("build", *flags, pattern), output_kb=2048)
     output = language_result(
-        run, workspace_root(ctx), compiled_binary_path=binary if run.exit_code == 0 else ""
+        run, ctx.workspace, compiled_binary_path=binary if run.exit_code == 0 else ""
     )
     return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
 
@@ -318,7 +328,7 @@ TEST = _go_tool(
 
 
 async def _test_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    pattern = package_pattern(ctx, args.get("package"))
+    pattern = await package_pattern(ctx, args.get("package"))
     run_pattern = checked_run_pattern(args.get("run_pattern"))
     flags = [f"-run={run_pattern}"] if run_pattern else []
     coverage: float | None = None
@@ -329,7 +339,7 @@ async def _test_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     failures = projects.failed_tests(run.output, MAX_FAILED_TESTS)
     output = language_result(
         run,
-        workspace_root(ctx),
+        ctx.workspace,
         coverage_percent=coverage,
         extra={"failed_tests": failures, "failed_count": len(failures)},
     )

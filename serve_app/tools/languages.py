@@ -10,11 +10,10 @@ tests, compile errors and lint findings are results, reported in `exit_code`, `d
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from serve_app.domain.capability import (
@@ -133,7 +132,7 @@ def _refuse_metacharacters(name: str, value: str) -> None:
         raise policy_denied(f"{name} contains a forbidden character: {value!r}")
 
 
-def checked_extra_args(
+async def checked_extra_args(
     ctx: ToolContext, values: Sequence[str] | None, rules: FlagRules, what: str
 ) -> list[str]:
     """`extra_args` after the language's allowlist (defence in depth behind the policy engine):
@@ -167,7 +166,7 @@ def checked_extra_args(
         elif rules.positional == "path":
             # The jailed form goes to the tool: "/etc/x" means <workspace>/etc/x, as for paths.
             path, separator, node_id = item.partition("::")
-            item = relative_arg(ctx.path(path)) + separator + node_id
+            item = relative_arg(await ctx.path(path)) + separator + node_id
         else:
             raise policy_denied(f"positional extra arg {item!r} is not allowed for {what}")
         checked.append(item)
@@ -185,10 +184,12 @@ def checked_target(value: str | None, name: str = "target") -> str:
     return target
 
 
-def target_path(ctx: ToolContext, value: str | None, name: str = "target") -> WorkspacePath | None:
+async def target_path(
+    ctx: ToolContext, value: str | None, name: str = "target"
+) -> WorkspacePath | None:
     """A path-like target through the workspace jail; None when empty."""
     target = checked_target(value, name)
-    return ctx.path(target) if target else None
+    return await ctx.path(target) if target else None
 
 
 def relative_arg(path: WorkspacePath) -> str:
@@ -211,10 +212,13 @@ def checked_output_name(value: str | None, default: str) -> str:
 async def output_dir(ctx: ToolContext, name: str) -> WorkspacePath:
     """`.workspace-build` / `.workspace-dist` in the workspace, created if missing; checked through
     the jail after creation, so a symlink planted there cannot send output outside."""
-    planned = ctx.path(name)
-    await ctx.blocking(lambda: planned.real.mkdir(parents=True, exist_ok=True))
-    checked = ctx.path(name)
-    if not checked.real.is_dir():
+    planned = await ctx.path(name)
+    existing = await ctx.runtime.stat(planned)
+    if existing is None:
+        await ctx.runtime.mkdir(planned, parents=True, exist_ok=True)
+    checked = await ctx.path(name)
+    info = await ctx.runtime.stat(checked)
+    if info is None or info.kind != "dir":
         raise invalid_argument(f"{name} exists and is not a directory")
     return checked
 
@@ -285,7 +289,7 @@ async def run_toolchain(
 
 def language_result(
     run: Completed,
-    root: Path,
+    root: PurePosixPath,
     *,
     compiled_binary_path: str = "",
     coverage_percent: float | None = None,
@@ -301,10 +305,6 @@ def language_result(
         "output": run.output,
         **(extra or {}),
     }
-
-
-def workspace_root(ctx: ToolContext) -> Path:
-    return Path(os.path.realpath(ctx.workspace))
 
 
 def combined(first: Completed, second: Completed, *, report_first: bool = False) -> Completed:
@@ -333,8 +333,8 @@ class Job:
     output_kb: int
 
     @property
-    def root(self) -> Path:
-        return workspace_root(self.ctx)
+    def root(self) -> PurePosixPath:
+        return self.ctx.workspace
 
     async def run(self, command: Command) -> Completed:
         return await run_toolchain(self.ctx, command, output_kb=self.output_kb)

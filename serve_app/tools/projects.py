@@ -1,19 +1,24 @@
 """What a workspace project is (contract §4.3 detection order) and what its toolchains print:
 compiler/linter diagnostics, failing tests, stack traces and coverage totals, parsed from output.
 
-Everything here is plain functions over files and text; nothing runs a command.
+Detection gathers a few facts through the session's `WorkspaceRuntime` (the marker files at the
+workspace root, `*.c` sources near it, package.json) and classifies them with pure functions;
+everything else here is plain functions over text. Nothing runs a command.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any
+
+from serve_app.domain.errors import ErrorCode, ServiceError
+from serve_app.domain.paths import WorkspacePath
+from serve_app.runtime.interface import WorkspaceRuntime
 
 # detection --------------------------------------------------------------------------------------
 
@@ -36,29 +41,111 @@ C_SEARCH_DEPTH = 3
 SKIPPED_DIRS = frozenset(
     {".git", "node_modules", "vendor", ".venv", "target", ".workspace-build", ".workspace-dist"}
 )
+# The files at the workspace root that detection and the toolchain facts look at.
+MARKERS = frozenset(
+    {
+        "go.mod",
+        "Cargo.toml",
+        "package.json",
+        "tsconfig.json",
+        "pyproject.toml",
+        "pytest.ini",
+        "requirements.txt",
+        "mvnw",
+        "pom.xml",
+        "gradlew",
+        "build.gradle",
+        "build.gradle.kts",
+        "CMakeLists.txt",
+        "Dockerfile",
+        "Containerfile",
+    }
+)
+ROOT_LISTING_MAX = 10_000
+C_LISTING_MAX = 20_000
+MANIFEST_MAX_BYTES = 4 * 1024 * 1024
+_REFUSED = (ErrorCode.POLICY_DENIED, ErrorCode.INVALID_ARGUMENT)
 
 
-def _has(root: Path, *names: str) -> bool:
-    return any((root / name).is_file() for name in names)
+def classify(markers: frozenset[str], has_c_sources: bool = False) -> Project:
+    """The first marker that matches, in the contract's order (go.mod before Cargo.toml, …);
+    `markers` are the names of the regular files at the workspace root."""
 
+    def has(*names: str) -> bool:
+        return any(name in markers for name in names)
 
-def detect(root: Path) -> Project:
-    """The first marker that matches, in the contract's order (go.mod before Cargo.toml, …)."""
-    if _has(root, "go.mod"):
+    if has("go.mod"):
         return Project("go", "go")
-    if _has(root, "Cargo.toml"):
+    if has("Cargo.toml"):
         return Project("rust", "cargo")
-    if _has(root, "package.json"):
-        return Project("node", "typescript" if _has(root, "tsconfig.json") else "npm")
-    if _has(root, "pyproject.toml", "pytest.ini", "requirements.txt"):
+    if has("package.json"):
+        return Project("node", "typescript" if has("tsconfig.json") else "npm")
+    if has("pyproject.toml", "pytest.ini", "requirements.txt"):
         return Project("python", "pytest")
-    if _has(root, "mvnw", "pom.xml"):
+    if has("mvnw", "pom.xml"):
         return Project("java", "maven")
-    if _has(root, "gradlew", "build.gradle", "build.gradle.kts"):
+    if has("gradlew", "build.gradle", "build.gradle.kts"):
         return Project("java", "gradle")
-    if _has(root, "CMakeLists.txt") or next(iter(c_sources(root)), None) is not None:
+    if has("CMakeLists.txt") or has_c_sources:
         return Project("c", "cc")
     return UNKNOWN
+
+
+def root_path(runtime: WorkspaceRuntime) -> WorkspacePath:
+    """The workspace directory itself. Project detection looks at the project's own marker files
+    whatever the session's allowed_paths, as it always has; an entry directly in the workspace
+    has no directory component a symlink could send elsewhere, and the runtime never follows a
+    final symlink."""
+    return WorkspacePath(real=runtime.workspace, relative=".", requested=".")
+
+
+def _root_entry(runtime: WorkspaceRuntime, name: str) -> WorkspacePath:
+    return WorkspacePath(real=runtime.workspace / name, relative=name, requested=name)
+
+
+async def regular_file(runtime: WorkspaceRuntime, name: str) -> WorkspacePath | None:
+    """`name` through the jail when it is a regular file (through symlinks that stay inside the
+    workspace and allowed_paths); None when it is absent, something else, or refused."""
+    try:
+        path = await runtime.resolve(name)
+    except ServiceError as error:
+        if error.code in _REFUSED:
+            return None
+        raise
+    info = await runtime.stat(path)
+    return path if info is not None and info.kind == "file" else None
+
+
+async def root_file(runtime: WorkspaceRuntime, name: str) -> WorkspacePath | None:
+    """A regular file directly in the workspace (a symlink counts when the jail admits its
+    target), or None."""
+    entry = _root_entry(runtime, name)
+    info = await runtime.stat(entry)
+    if info is None:
+        return None
+    if info.kind == "file":
+        return entry
+    if info.kind == "symlink":
+        return await regular_file(runtime, name)
+    return None
+
+
+async def markers(runtime: WorkspaceRuntime) -> frozenset[str]:
+    """The marker files (`MARKERS`) present at the workspace root as regular files."""
+    listing = await runtime.list_dir(root_path(runtime), max_entries=ROOT_LISTING_MAX)
+    found: set[str] = set()
+    for entry in listing.entries:
+        if entry.path not in MARKERS:
+            continue
+        if entry.kind == "file" or (
+            entry.kind == "symlink" and await regular_file(runtime, entry.path) is not None
+        ):
+            found.add(entry.path)
+    if listing.truncated:
+        for name in sorted(MARKERS - {entry.path for entry in listing.entries}):
+            if await root_file(runtime, name) is not None:
+                found.add(name)
+    return frozenset(found)
 
 
 def is_c_test(relative: str) -> bool:
@@ -66,33 +153,52 @@ def is_c_test(relative: str) -> bool:
     return name.startswith("test_") or name.endswith("test.c")
 
 
-def c_sources(root: Path) -> list[str]:
-    """`*.c` files within three levels of `root`, workspace-relative and sorted; symlinks and
-    dependency/output directories are skipped."""
-    found: list[str] = []
-    for directory, dirnames, filenames in os.walk(root, followlinks=False):
-        relative_dir = Path(directory).relative_to(root)
-        depth = len(relative_dir.parts)
-        dirnames[:] = sorted(
-            name for name in dirnames if name not in SKIPPED_DIRS and depth + 1 < C_SEARCH_DEPTH
-        )
-        for name in sorted(filenames):
-            path = Path(directory) / name
-            if name.endswith(".c") and not path.is_symlink():
-                found.append((relative_dir / name).as_posix())
-    return sorted(found)
+async def c_sources(runtime: WorkspaceRuntime) -> list[str]:
+    """`*.c` files within three levels of the workspace root, workspace-relative and sorted;
+    symlinks and dependency/output directories are skipped."""
+    listing = await runtime.list_dir(
+        root_path(runtime), recursive=True, max_entries=C_LISTING_MAX, skip_dirs=SKIPPED_DIRS
+    )
+    return sorted(
+        entry.path
+        for entry in listing.entries
+        if entry.kind == "file"
+        and entry.path.endswith(".c")
+        and entry.path.count("/") < C_SEARCH_DEPTH
+        and not any(part in SKIPPED_DIRS for part in entry.path.split("/")[:-1])
+    )
 
 
-def package_json(root: Path) -> dict[str, Any]:
+async def detect(runtime: WorkspaceRuntime) -> Project:
+    """The workspace's project (see `classify`); `*.c` sources are looked for only when no
+    marker file matched."""
+    found = await markers(runtime)
+    project = classify(found)
+    if project.known:
+        return project
+    return classify(found, bool(await c_sources(runtime)))
+
+
+def parse_package_json(text: str) -> dict[str, Any]:
     try:
-        data = json.loads((root / "package.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(text)
+    except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
 
 
-def node_test_framework(root: Path) -> str:
-    manifest = package_json(root)
+async def package_json(runtime: WorkspaceRuntime) -> dict[str, Any]:
+    """The workspace's package.json as an object ({} when absent, too large or not JSON)."""
+    path = await root_file(runtime, "package.json")
+    if path is None:
+        return {}
+    content = await runtime.read_file(path, max_bytes=MANIFEST_MAX_BYTES)
+    if content.truncated:
+        return {}
+    return parse_package_json(content.data.decode("utf-8", "replace"))
+
+
+def node_test_framework(manifest: dict[str, Any]) -> str:
     dependencies: dict[str, Any] = {}
     for key in ("dependencies", "devDependencies"):
         section = manifest.get(key)
@@ -114,7 +220,11 @@ class Toolchain:
     command: str  # the executable the tools run first; its presence means the toolchain is there
 
 
-def toolchain(root: Path, project: Project) -> Toolchain:
+def toolchain_of(
+    project: Project, markers: frozenset[str], manifest: dict[str, Any] | None = None
+) -> Toolchain:
+    """The toolchain facts of a detected project, from its marker files and (for Node) its
+    package.json."""
     match project.name:
         case "go":
             return Toolchain("go", "go", "go test", "go")
@@ -122,20 +232,30 @@ def toolchain(root: Path, project: Project) -> Toolchain:
             return Toolchain("rust", "cargo", "cargo test", "cargo")
         case "node":
             language = "typescript" if project.flavor == "typescript" else "javascript"
-            return Toolchain(language, "npm", node_test_framework(root), "npm")
+            return Toolchain(language, "npm", node_test_framework(manifest or {}), "npm")
         case "python":
             return Toolchain("python", "pip", "pytest", "python3")
         case "java":
             command = "mvn" if project.flavor == "maven" else "gradle"
             return Toolchain("java", project.flavor, "junit", command)
         case "c":
-            build = "cmake" if _has(root, "CMakeLists.txt") else "cc"
+            build = "cmake" if "CMakeLists.txt" in markers else "cc"
             return Toolchain("c", build, "test binary", "cc")
     return Toolchain("unknown", "unknown", "unknown", "")
 
 
-def containerizable(root: Path) -> bool:
-    return _has(root, "Dockerfile", "Containerfile")
+async def toolchain(
+    runtime: WorkspaceRuntime, project: Project, found: frozenset[str] | None = None
+) -> Toolchain:
+    """`toolchain_of` with the facts gathered from the workspace (`found`: the markers, when
+    the caller has them already)."""
+    found = await markers(runtime) if found is None else found
+    manifest = await package_json(runtime) if project.name == "node" else None
+    return toolchain_of(project, found, manifest)
+
+
+def containerizable(markers: frozenset[str]) -> bool:
+    return bool(markers & {"Dockerfile", "Containerfile"})
 
 
 # diagnostics ------------------------------------------------------------------------------------
@@ -176,17 +296,17 @@ class Diagnostic:
         return f"{where}: {self.severity}: {self.message}"
 
 
-def display_path(path: str, root: Path | None) -> str:
+def display_path(path: str, root: PurePosixPath | None) -> str:
     """A path a tool printed, relative to the workspace root when it lies inside it."""
-    if root is not None and os.path.isabs(path):
+    if root is not None and path.startswith("/"):
         try:
-            return Path(path).relative_to(root).as_posix()
+            return PurePosixPath(path).relative_to(root).as_posix()
         except ValueError:
             return path
     return path[2:] if path.startswith("./") else path
 
 
-def _parse_diagnostics(lines: list[str], root: Path | None) -> Iterator[Diagnostic]:
+def _parse_diagnostics(lines: list[str], root: PurePosixPath | None) -> Iterator[Diagnostic]:
     for index, raw in enumerate(lines):
         line = raw.rstrip()
         if len(line) > MAX_LINE_CHARS:
@@ -233,7 +353,7 @@ def _parse_diagnostics(lines: list[str], root: Path | None) -> Iterator[Diagnost
             )
 
 
-def diagnostics(output: str, limit: int, root: Path | None = None) -> list[str]:
+def diagnostics(output: str, limit: int, root: PurePosixPath | None = None) -> list[str]:
     """Normalized `path:line[:col]: severity: message` lines, de-duplicated, at most `limit`."""
     seen: dict[str, None] = {}
     for diagnostic in _parse_diagnostics(output.splitlines(), root):

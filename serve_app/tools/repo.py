@@ -8,8 +8,7 @@ Outcome rule for every tool that runs a toolchain: see `languages.OUTCOME_RULE`.
 from __future__ import annotations
 
 import re
-import shutil
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any
 
 from serve_app.domain.capability import (
@@ -38,7 +37,6 @@ from serve_app.tools.languages import (
     checked_target,
     extra_args_policy,
     run_toolchain,
-    workspace_root,
 )
 
 NO_PROJECT = (
@@ -64,9 +62,7 @@ COMMANDS: dict[str, ProjectCommands] = {
 
 
 async def detect(ctx: ToolContext) -> projects.Project:
-    root = workspace_root(ctx)
-    project: projects.Project = await ctx.blocking(lambda: projects.detect(root))
-    return project
+    return await projects.detect(ctx.runtime)
 
 
 async def _job(
@@ -81,7 +77,9 @@ async def _job(
     extra: list[str] = []
     if mode is not None:
         rules = commands.build_flags if mode == "build" else commands.test_flags
-        extra = checked_extra_args(ctx, args.get("extra_args"), rules, f"{project.name} {mode}")
+        extra = await checked_extra_args(
+            ctx, args.get("extra_args"), rules, f"{project.name} {mode}"
+        )
     target = checked_target(args.get("target"))
     return Job(ctx, project, target, extra, output_kb), commands
 
@@ -90,7 +88,7 @@ def _result(output: dict[str, Any], run: Completed) -> ToolResult:
     return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
 
 
-def _ran(project: projects.Project, run: Completed, root: Path) -> dict[str, Any]:
+def _ran(project: projects.Project, run: Completed, root: PurePosixPath) -> dict[str, Any]:
     return {
         "project_type": project.name,
         "command": run.command,
@@ -199,24 +197,23 @@ DETECT_TOOLCHAIN = _repo_tool(
 )
 
 
-def _toolchain_facts(root: Path) -> dict[str, Any]:
-    project = projects.detect(root)
-    toolchain = projects.toolchain(root, project)
-    return {
+async def _detect_toolchain(ctx: ToolContext, _args: dict[str, Any]) -> ToolResult:
+    markers = await projects.markers(ctx.runtime)
+    project = projects.classify(markers)
+    if not project.known:
+        project = projects.classify(markers, bool(await projects.c_sources(ctx.runtime)))
+    toolchain = await projects.toolchain(ctx.runtime, project, markers)
+    available = bool(toolchain.command) and await ctx.runtime.which(toolchain.command) is not None
+    facts = {
         "language": toolchain.language,
         "build_system": toolchain.build_system,
         "test_framework": toolchain.test_framework,
-        "containerizable": projects.containerizable(root),
+        "containerizable": projects.containerizable(markers),
         "project_type": project.name,
         "flavor": project.flavor,
         "toolchain_command": toolchain.command,
-        "toolchain_available": bool(toolchain.command and shutil.which(toolchain.command)),
+        "toolchain_available": available,
     }
-
-
-async def _detect_toolchain(ctx: ToolContext, _args: dict[str, Any]) -> ToolResult:
-    root = workspace_root(ctx)
-    facts: dict[str, Any] = await ctx.blocking(lambda: _toolchain_facts(root))
     return ToolResult(output=facts)
 
 
@@ -249,7 +246,7 @@ VALIDATE = _repo_tool(
 async def _validate(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     job, commands = await _job(ctx, args, 2048, None)
     run = await commands.validate(job)
-    toolchain = projects.toolchain(job.root, job.project)
+    toolchain = await projects.toolchain(ctx.runtime, job.project)
     output = {
         "language": toolchain.language,
         "build_system": toolchain.build_system,
@@ -276,6 +273,7 @@ BUILD = _repo_tool(
     timeout=240,
     output_kb=2048,
     cost=CostHint.HIGH,
+    network=True,
     properties={"target": _TARGET, "extra_args": _EXTRA_ARGS},
     outputs=_RUN_OUTPUTS,
     arg_fields=[extra_args_policy("build")],
@@ -400,6 +398,7 @@ PACKAGE = _repo_tool(
     timeout=300,
     output_kb=2048,
     cost=CostHint.HIGH,
+    network=True,
     properties={"target": _TARGET},
     outputs={
         "project_type": _STRING,
@@ -496,7 +495,7 @@ async def _test_failures_summary(ctx: ToolContext, args: dict[str, Any]) -> Tool
         "failed_count": len(failures),
         "failed_tests": failures,
         "diagnostics": projects.diagnostics(
-            text, args.get("max_diagnostics", 30), workspace_root(ctx)
+            text, args.get("max_diagnostics", 30), ctx.workspace
         ),
         "output_excerpt": _excerpt(text),
         "summary": summary,
@@ -555,7 +554,7 @@ async def _stacktrace_summary(ctx: ToolContext, args: dict[str, Any]) -> ToolRes
         "exit_code": run.exit_code if run else 0,
         "trace_count": len(traces),
         "stacktraces": traces,
-        "diagnostics": projects.diagnostics(text, 40, workspace_root(ctx)),
+        "diagnostics": projects.diagnostics(text, 40, ctx.workspace),
         "summary": summary,
         "output": summary,
     }
@@ -611,7 +610,7 @@ def _git_failed(run: Completed, what: str) -> ToolFailed:
 
 
 async def _changed_files(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    path = ctx.path(args.get("path") or ".")
+    path = await ctx.path(args.get("path") or ".")
     base_ref = checked_target(args.get("base_ref"), "base_ref")
     include_untracked = args.get("include_untracked", True)
     limit = args.get("max_files", 200)
@@ -706,8 +705,8 @@ async def _grep(
     limit: int,
 ) -> tuple[Completed, list[dict[str, Any]], bool]:
     """`grep -r` (symlinks inside the tree are not followed) with the symbol after `--`."""
-    path = ctx.path(path_value or ".")
-    if not path.real.exists():
+    path = await ctx.path(path_value or ".")
+    if await ctx.runtime.stat(path) is None:
         raise ServiceError(ErrorCode.NOT_FOUND, f"path not found: {path.requested}")
     argv = ["grep", "-r", "-n", "-H", "-I", "-Z", "--exclude-dir=.git"]
     argv += [] if case_sensitive else ["-i"]
@@ -803,7 +802,7 @@ async def _symbol_search(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     summary = f"found {len(matches)} symbol matches"
     output = {
         "symbol": symbol,
-        "path": ctx.path(args.get("path") or ".").requested,
+        "path": (await ctx.path(args.get("path") or ".")).requested,
         **options,
         "command": run.command,
         "exit_code": run.exit_code,
@@ -889,7 +888,7 @@ async def _find_references(ctx: ToolContext, args: dict[str, Any]) -> ToolResult
     summary = f"found {len(references)} symbol references ({declarations} declarations)"
     output = {
         "symbol": symbol,
-        "path": ctx.path(args.get("path") or ".").requested,
+        "path": (await ctx.path(args.get("path") or ".")).requested,
         "case_sensitive": case_sensitive,
         "include_declarations": include_declarations,
         "command": run.command,

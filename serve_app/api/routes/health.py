@@ -30,4 +30,5 @@ async def metrics(request: Request, manager: ManagerDep) -> Response:
     """Prometheus text for the whole application (every replica's invocations when the state is
     in Valkey), whichever ingress replica answers. Never authenticated."""
     snapshot = await manager.metrics()
-    return Response(render(snapshot, request.app.version), media_type=CONTENT_TYPE_LATEST)
+    body = render(snapshot, request.app.version, request.app.state.sandbox)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,1 @@
+"""Workspace runtimes: the only way a tool touches a workspace."""

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import os
 import secrets
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,7 +36,6 @@ from serve_app.runtime.sandbox import (
     ProcessCgroups,
     Sandbox,
     SandboxLimits,
-    default_toolchain_dirs,
 )
 from serve_app.tools import build_registry
 
@@ -141,9 +139,6 @@ MIB = 1024 * 1024
 def build_sandbox(settings: Settings, *, check: bool = True) -> Sandbox:
     """The sandbox every tool process of this process runs in; checked once by starting one, so
     that a missing or broken bubblewrap stops the service at start-up, not at the first call."""
-    toolchains = settings.sandbox_toolchain_dirs or default_toolchain_dirs(
-        os.environ, service_prefix=os.path.realpath(sys.prefix)
-    )
     sandbox = Sandbox(
         mode=settings.sandbox,
         limits=SandboxLimits(
@@ -153,7 +148,7 @@ def build_sandbox(settings: Settings, *, check: bool = True) -> Sandbox:
             cpu_seconds=settings.sandbox_max_cpu_seconds,
             open_files=settings.sandbox_max_open_files,
         ),
-        toolchain_dirs=toolchains,
+        toolchain_dirs=settings.sandbox_toolchain_dirs or None,
         visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
     )
     if sandbox.enabled and os.geteuid() == 0 and settings.sandbox_max_processes > 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePath
 
 from serve_app.domain.errors import invalid_argument, policy_denied
 
@@ -72,7 +72,7 @@ class WorkspacePath:
     `requested` is the caller's path, cleaned and re-rooted, used when echoing it back.
     """
 
-    real: PurePosixPath
+    real: PurePath
     relative: str
     requested: str
 

@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 
 SandboxMode = Literal["bubblewrap", "none"]
 BWRAP_PACKAGE = "bubblewrap"
-INSIDE_UID = 1000
 INSIDE_HOSTNAME = "workspace"
 PROBE_TIMEOUT_SECONDS = 10
 
@@ -136,7 +135,8 @@ class Sandbox:
 
     mode: SandboxMode = "bubblewrap"
     limits: SandboxLimits = field(default_factory=SandboxLimits)
-    toolchain_dirs: Sequence[str] = ()
+    toolchain_dirs: Sequence[str] | None = None
+    """None: derived from the service's environment at each call (`default_toolchain_dirs`)."""
     cgroups: ProcessCgroups | None = None
     visible_devices: str | None = None
     dev_root: Path = Path("/dev")
@@ -172,10 +172,13 @@ class Sandbox:
             "--unshare-uts",
             "--unshare-cgroup-try",
             *([] if mounts.network else ["--unshare-net"]),
+            # The same ids inside as outside: git compares file owners with its index.
             "--uid",
-            str(INSIDE_UID),
+            str(os.geteuid()),
             "--gid",
-            str(INSIDE_UID),
+            str(os.getegid()),
+            "--cap-drop",
+            "ALL",
             "--hostname",
             INSIDE_HOSTNAME,
             "--die-with-parent",
@@ -186,11 +189,14 @@ class Sandbox:
             "--dev",
             "/dev",
             *self._device_binds(),
-            *_binds("--ro-bind", self.toolchain_dirs),
+            *_binds("--ro-bind", self._toolchains()),
             "--bind",
             str(mounts.tmp),
             "/tmp",
             *_binds("--bind", (str(mounts.tmp), str(mounts.home), str(mounts.workspace))),
+            # Nothing but the binds above can be written: the sandbox's own root turns read-only.
+            "--remount-ro",
+            "/",
             "--chdir",
             str(cwd),
             "--",
@@ -235,6 +241,11 @@ class Sandbox:
             result = replace(result, output=text)
         return result
 
+    def _toolchains(self) -> Sequence[str]:
+        if self.toolchain_dirs is not None:
+            return self.toolchain_dirs
+        return default_toolchain_dirs(os.environ)
+
     def _system_binds(self) -> list[str]:
         binds: list[str] = []
         for directory in SYSTEM_DIRS:
@@ -257,14 +268,17 @@ class Sandbox:
         """A passwd and group that know only root and the tool user (the host's are not shown)."""
         if self._etc is None or not (self._etc / "passwd").is_file():
             directory = Path(tempfile.mkdtemp(prefix="workspace-sandbox-etc-"))
-            (directory / "passwd").write_text(
-                f"root:x:0:0:root:/root:/bin/sh\n"
-                f"tool:x:{INSIDE_UID}:{INSIDE_UID}:tool:/tmp:/bin/sh\n"
-                "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-            )
-            (directory / "group").write_text(
-                f"root:x:0:\ntool:x:{INSIDE_UID}:\nnogroup:x:65534:\n"
-            )
+            uid, gid = os.geteuid(), os.getegid()
+            users = ["root:x:0:0:root:/root:/bin/sh"]
+            groups = ["root:x:0:"]
+            if uid != 0:
+                users.append(f"tool:x:{uid}:{gid}:tool:/tmp:/bin/sh")
+            if gid != 0:
+                groups.append(f"tool:x:{gid}:")
+            users.append("nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin")
+            groups.append("nogroup:x:65534:")
+            (directory / "passwd").write_text("\n".join(users) + "\n")
+            (directory / "group").write_text("\n".join(groups) + "\n")
             for name in ("passwd", "group"):
                 (directory / name).chmod(0o644)
             directory.chmod(0o755)
@@ -339,13 +353,11 @@ def limit_note(exit_code: int, limits: SandboxLimits) -> str | None:
     return None
 
 
-def default_toolchain_dirs(
-    environ: Mapping[str, str], *, service_prefix: str | None = None
-) -> list[str]:
+def default_toolchain_dirs(environ: Mapping[str, str]) -> list[str]:
     """Read-only toolchain directories when `WORKSPACE_SANDBOX_TOOLCHAIN_DIRS` is not set: every
-    PATH directory outside the system directories, plus RUSTUP_HOME, GOROOT, JAVA_HOME and
-    PYENV_ROOT (or ~/.rustup and ~/.pyenv when PATH leads there). The service's own Python
-    environment is never included."""
+    PATH directory outside the system directories (a Python environment's whole prefix for its
+    `bin`, so that its interpreter finds its libraries), plus RUSTUP_HOME, GOROOT, JAVA_HOME and
+    PYENV_ROOT (or ~/.rustup and ~/.pyenv when PATH leads there)."""
     home = environ.get("HOME", "").rstrip("/")
     found: list[str] = []
 
@@ -357,22 +369,31 @@ def default_toolchain_dirs(
             return
         if any(real == d or real.startswith(d + "/") for d in (*SYSTEM_DIRS, "/etc", "/proc")):
             return
-        if service_prefix and (real == service_prefix or real.startswith(service_prefix + "/")):
-            return
         if real in ("/", home) or real.startswith(("/tmp/", "/dev/")):
             return
         found.append(real)
 
     for entry in environ.get("PATH", "").split(":"):
-        add(entry)
-        if home and entry.startswith(f"{home}/.pyenv/") and "PYENV_ROOT" not in environ:
+        prefix = os.path.dirname(entry.rstrip("/"))
+        if os.path.basename(entry.rstrip("/")) == "bin" and _python_prefix(prefix):
+            add(prefix)
+        elif home and entry.startswith(f"{home}/.pyenv/") and "PYENV_ROOT" not in environ:
             add(f"{home}/.pyenv")
+        else:
+            add(entry)
     for name in ("RUSTUP_HOME", "GOROOT", "JAVA_HOME", "PYENV_ROOT"):
         add(environ.get(name, ""))
     if home and "RUSTUP_HOME" not in environ:
         add(os.path.join(home, ".rustup"))
     # A directory inside another one already bound adds nothing.
     return [d for d in found if not any(d != o and d.startswith(o + "/") for o in found)]
+
+
+def _python_prefix(directory: str) -> bool:
+    """A virtual environment or conda prefix, whose interpreter needs its whole tree."""
+    return any(
+        os.path.exists(os.path.join(directory, marker)) for marker in ("pyvenv.cfg", "conda-meta")
+    )
 
 
 class ProcessCgroups:

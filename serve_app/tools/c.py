@@ -38,7 +38,6 @@ from serve_app.tools.languages import (
     relative_arg,
     run_toolchain,
     target_path,
-    workspace_root,
 )
 
 STANDARDS = ("c89", "c99", "c11", "c17", "c23")
@@ -69,25 +68,25 @@ def checked_standard(value: str | None) -> str:
 
 
 async def _sources(ctx: ToolContext) -> list[str]:
-    root = workspace_root(ctx)
-    return list(await ctx.blocking(lambda: projects.c_sources(root)))
+    return await projects.c_sources(ctx.runtime)
 
 
 def _no_sources(message: str) -> ToolFailed:
     return ToolFailed(ErrorCode.EXECUTION_FAILED, message, exit_code=1)
 
 
-def _source_arg(ctx: ToolContext, value: str | None, name: str) -> str | None:
-    path = target_path(ctx, value, name)
+async def _source_arg(ctx: ToolContext, value: str | None, name: str) -> str | None:
+    path = await target_path(ctx, value, name)
     if path is None:
         return None
-    if not path.relative.endswith(".c") or not path.real.is_file():
+    info = await ctx.runtime.stat(path) if path.relative.endswith(".c") else None
+    if info is None or info.kind != "file":
         raise invalid_argument(f"{name} must be an existing .c file: {value}")
     return relative_arg(path)
 
 
 async def build_sources(ctx: ToolContext, value: str | None, name: str = "target") -> list[str]:
-    chosen = _source_arg(ctx, value, name)
+    chosen = await _source_arg(ctx, value, name)
     if chosen is not None:
         return [chosen]
     sources = [f"./{s}" for s in await _sources(ctx) if not projects.is_c_test(s)]
@@ -98,7 +97,7 @@ async def build_sources(ctx: ToolContext, value: str | None, name: str = "target
 
 async def test_sources(ctx: ToolContext, value: str | None, name: str = "target") -> list[str]:
     found = await _sources(ctx)
-    chosen = _source_arg(ctx, value, name)
+    chosen = await _source_arg(ctx, value, name)
     if chosen is None:
         tests = [s for s in found if projects.is_c_test(s)]
         if not tests:
@@ -149,7 +148,7 @@ async def _test(job: Job) -> Completed:
 
 
 async def _syntax_check(job: Job, warnings: list[str]) -> Completed:
-    path = _source_arg(job.ctx, job.target, "target")
+    path = await _source_arg(job.ctx, job.target, "target")
     sources = [path] if path else [f"./{s}" for s in await _sources(job.ctx)]
     if not sources:
         raise _no_sources("no C source files found (*.c within three directory levels)")
@@ -223,7 +222,7 @@ async def _build_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     sources = await build_sources(ctx, args.get("source"), "source")
     options = [f"-std={standard}", *BUILD_OPTIONS]
     run, binary = await compile_and_run(ctx, sources, options, name, run=False, kb=1024)
-    output = language_result(run, workspace_root(ctx), compiled_binary_path=binary)
+    output = language_result(run, ctx.workspace, compiled_binary_path=binary)
     return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
 
 
@@ -249,7 +248,7 @@ async def _test_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     failures = projects.failed_tests(run.output, MAX_FAILED_TESTS)
     output = language_result(
         run,
-        workspace_root(ctx),
+        ctx.workspace,
         compiled_binary_path=binary,
         extra={"failed_tests": failures, "failed_count": len(failures)},
     )

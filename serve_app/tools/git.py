@@ -31,7 +31,7 @@ from serve_app.domain.capability import (
 )
 from serve_app.domain.errors import ErrorCode, invalid_argument, policy_denied
 from serve_app.domain.models import LogLine, Session
-from serve_app.execution.process import CommandResult
+from serve_app.runtime.interface import CommandResult
 from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult, define
 from serve_app.tools.fs import patch_paths
 
@@ -216,7 +216,7 @@ def _checked_ref(ctx: ToolContext, value: str, field: str) -> str:
     return ref
 
 
-def _checked_paths(ctx: ToolContext, values: list[str] | None) -> list[str]:
+async def _checked_paths(ctx: ToolContext, values: list[str] | None) -> list[str]:
     """Workspace-relative paths for git (after `--`); each one goes through the jail."""
     paths: list[str] = []
     for raw in values or []:
@@ -224,7 +224,7 @@ def _checked_paths(ctx: ToolContext, values: list[str] | None) -> list[str]:
             continue
         if raw.strip().startswith("-"):
             raise invalid_argument("paths must not start with '-'")
-        target = ctx.path(raw, follow_final=False)
+        target = await ctx.path(raw, follow_final=False)
         if target.relative.startswith("-"):
             raise invalid_argument("paths must not start with '-'")
         paths.append(target.relative)
@@ -298,7 +298,7 @@ DIFF = define(
 
 
 async def _diff(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    paths = _checked_paths(ctx, args.get("paths"))
+    paths = await _checked_paths(ctx, args.get("paths"))
     command = ["diff", "--no-color", "--no-ext-diff"]
     if args.get("staged"):
         command.append("--staged")
@@ -349,7 +349,7 @@ async def _apply_patch(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     if not paths:
         raise invalid_argument("patch has no file headers (--- / +++ lines)")
     for path in paths:
-        ctx.path(path, follow_final=False)
+        await ctx.path(path, follow_final=False)
     failed = {"applied": False, "checked": check, "changed_paths": paths}
     # The files git itself would touch (`--numstat` parses and applies nothing), which also covers
     # `diff --git` entries without ---/+++ lines.
@@ -360,7 +360,7 @@ async def _apply_patch(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     records = (record.split("\t", 2) for record in stat.output.split("\0"))
     for fields in records:
         if len(fields) == 3 and fields[2]:
-            ctx.path(fields[2], follow_final=False)
+            await ctx.path(fields[2], follow_final=False)
     command = ["apply", "--whitespace=nowarn", *(["--check"] if check else []), "-"]
     result = await _run_checked(
         ctx, command, output_kb=512, failed_output=failed, stdin=patch.encode("utf-8")
@@ -523,7 +523,7 @@ SHOW = define(
 
 async def _show(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     ref = _checked_ref(ctx, args.get("ref") or "HEAD", "ref")
-    paths = _checked_paths(ctx, [args["path"]] if args.get("path") else [])
+    paths = await _checked_paths(ctx, [args["path"]] if args.get("path") else [])
     stat, patch = args.get("stat", True), args.get("patch", True)
     command = ["show", "--no-color", "--no-ext-diff"]
     if stat:
@@ -628,7 +628,7 @@ async def _commit(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
         raise invalid_argument("message must not be empty")
     if "\x00" in message:
         raise invalid_argument("message contains a NUL character")
-    paths = _checked_paths(ctx, args.get("paths"))
+    paths = await _checked_paths(ctx, args.get("paths"))
     if args.get("all") and paths:
         raise invalid_argument("all and paths cannot be combined")
     identity = commit_identity(ctx.session)
@@ -680,6 +680,7 @@ PUSH = define(
     idempotency=Idempotency.BEST_EFFORT,
     timeout=60,
     output_kb=1024,
+    network=True,
     properties=_remote_properties(
         {
             "set_upstream": _BOOL | {"description": "Record the remote branch as upstream"},
@@ -704,6 +705,7 @@ FETCH = define(
     idempotency=Idempotency.BEST_EFFORT,
     timeout=60,
     output_kb=1024,
+    network=True,
     properties=_remote_properties(
         {
             "prune": _BOOL | {"description": "Remove remote-tracking refs that no longer exist"},
@@ -728,6 +730,7 @@ PULL = define(
     idempotency=Idempotency.BEST_EFFORT,
     timeout=60,
     output_kb=1024,
+    network=True,
     properties=_remote_properties(
         {"rebase": _BOOL | {"description": "Rebase onto the fetched branch instead of merging"}}
     ),

@@ -118,9 +118,7 @@ async def _coverage_run(
         run = await run_toolchain(
             ctx, command("test", *flags, f"-coverprofile={profile}", pattern), output_kb=output_kb
         )
-        func = await run_toolchain(
-            ctx, command("tool", "cover", f"-func={profile}"), output_kb=256
-        )
+        func = await run_toolchain(ctx, command("tool", "cover", f"-func={profile}"), output_kb=256)
         report = func.output if func.exit_code == 0 else ""
         return run, projects.go_coverage(report, run.output)
 

@@ -1,14 +1,15 @@
 """gpu.* — what the executor replica running the call can see of the node's GPUs.
 
 Ray pins a replica to its GPUs through `CUDA_VISIBLE_DEVICES` (a CPU-only replica sets it to "");
-child processes inherit that variable, so the value reported here is the one every tool run by
-this replica sees. `nvidia-smi` lists the devices of the container, whatever the pinning, so each
-device also says whether the pinning lets CUDA use it.
+the workspace runtime hands that value (`visible_devices`) to every command it runs, so the value
+reported here is the one every tool run by this replica sees. `nvidia-smi` lists the devices of
+the container, whatever the pinning, so each device also says whether the pinning lets CUDA use
+it; `device_nodes` are the `/dev/nvidia*` nodes a sandboxed command actually sees.
 """
 
 from __future__ import annotations
 
-import os
+import asyncio
 from typing import Any
 
 from serve_app.domain.capability import Idempotency, RiskLevel, Scope, SideEffects
@@ -20,6 +21,9 @@ NVIDIA_SMI_QUERY = [
     "--query-gpu=index,name,memory.total,uuid",
     "--format=csv,noheader",
 ]
+# A constant command: the names in the sandbox's /dev (never a user value).
+LIST_DEV = ["ls", "-1", "/dev"]
+LIST_DEV_ENV = {"PATH": "/usr/bin:/bin"}
 OUTPUT_LIMIT = 64 * 1024
 REASON_MAX_CHARS = 300
 
@@ -45,6 +49,11 @@ INFO = define(
             "type": "array",
             "description": "index, name, memory_total, uuid and visible (usable under the "
             "replica's CUDA_VISIBLE_DEVICES) of each device nvidia-smi lists",
+        },
+        "device_nodes": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "The /dev/nvidia* nodes a command in the workspace sandbox sees",
         },
         "reason": {
             "type": "string",
@@ -83,25 +92,41 @@ def parse_devices(text: str) -> list[dict[str, Any]]:
     return devices
 
 
+def parse_device_nodes(listing: str) -> list[str]:
+    """The `/dev/nvidia*` entries of an `ls -1 /dev` listing, sorted."""
+    names = {line.strip() for line in listing.splitlines()}
+    return sorted(f"/dev/{name}" for name in names if name.startswith("nvidia") and "/" not in name)
+
+
 def _first_line(text: str) -> str:
     line = next((line.strip() for line in text.splitlines() if line.strip()), "")
     return line[:REASON_MAX_CHARS]
 
 
-async def _info(ctx: ToolContext, _args: dict[str, Any]) -> ToolResult:
-    pinned = os.environ.get("CUDA_VISIBLE_DEVICES")
-    result = await ctx.run(
-        NVIDIA_SMI_QUERY, cwd=ctx.workspace, timeout=ctx.remaining(), output_limit=OUTPUT_LIMIT
+async def _device_nodes(ctx: ToolContext) -> list[str]:
+    listed = await ctx.run(
+        LIST_DEV, timeout=ctx.remaining(), output_limit=OUTPUT_LIMIT, env=LIST_DEV_ENV
     )
+    if listed.timed_out or listed.exit_code != 0:
+        return []
+    return parse_device_nodes(listed.output)
+
+
+async def _info(ctx: ToolContext, _args: dict[str, Any]) -> ToolResult:
+    pinned = ctx.runtime.visible_devices
+    result, nodes = await asyncio.gather(
+        ctx.run(NVIDIA_SMI_QUERY, timeout=ctx.remaining(), output_limit=OUTPUT_LIMIT),
+        _device_nodes(ctx),
+    )
+    output: dict[str, Any] = {"cuda_visible_devices": pinned, "devices": [], "device_nodes": nodes}
     if result.timed_out:
         raise ToolFailed(
             ErrorCode.TIMEOUT,
             "nvidia-smi did not answer in time",
             exit_code=124,
-            output={"cuda_visible_devices": pinned, "devices": []},
+            output=output,
             logs=result.logs,
         )
-    output: dict[str, Any] = {"cuda_visible_devices": pinned, "devices": []}
     if result.exit_code == -1:
         output["reason"] = f"nvidia-smi is not available here ({_first_line(result.output)})"
     elif result.exit_code != 0:

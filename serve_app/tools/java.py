@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from serve_app.domain.errors import invalid_argument
+from serve_app.tools import projects
 from serve_app.tools.languages import (
     Command,
     Completed,
@@ -40,11 +41,11 @@ def _java_target(value: str) -> str:
     return target
 
 
-def _java(job: Job, *args: str) -> Command:
+async def _java(job: Job, *args: str) -> Command:
     wrapper = "mvnw" if job.project.flavor == "maven" else "gradlew"
     tool = "mvn" if job.project.flavor == "maven" else "gradle"
-    executable = f"./{wrapper}" if (job.root / wrapper).is_file() else tool
-    return Command([executable, *args], "java")
+    has_wrapper = await projects.root_file(job.ctx.runtime, wrapper) is not None
+    return Command([f"./{wrapper}" if has_wrapper else tool, *args], "java")
 
 
 def _java_commands(flavor: str) -> ProjectCommands:
@@ -52,7 +53,7 @@ def _java_commands(flavor: str) -> ProjectCommands:
 
     async def build(job: Job) -> Completed:
         args = ["-q", "-DskipTests", "package"] if maven else ["build", "-x", "test"]
-        return await job.run(_java(job, *args, *job.extra_args))
+        return await job.run(await _java(job, *args, *job.extra_args))
 
     async def test(job: Job) -> Completed:
         target = _java_target(job.target)
@@ -60,21 +61,21 @@ def _java_commands(flavor: str) -> ProjectCommands:
             args = ["-q", "test", *([f"-Dtest={target}"] if target else [])]
         else:
             args = ["test", *(["--tests", target] if target else [])]
-        return await job.run(_java(job, *args, *job.extra_args))
+        return await job.run(await _java(job, *args, *job.extra_args))
 
     async def validate(job: Job) -> Completed:
-        return await job.run(_java(job, *(["-q", "compile"] if maven else ["classes"])))
+        return await job.run(await _java(job, *(["-q", "compile"] if maven else ["classes"])))
 
     async def static_analysis(job: Job) -> Completed:
         args = ["-q", "-DskipTests", "verify"] if maven else ["check", "-x", "test"]
-        return await job.run(_java(job, *args))
+        return await job.run(await _java(job, *args))
 
     async def coverage(job: Job) -> Coverage:
         return Coverage(await test(job), supported=False)
 
     async def package(job: Job) -> Packaged:
         args = ["-q", "-DskipTests", "package"] if maven else ["assemble"]
-        return Packaged(await job.run(_java(job, *args)), "target" if maven else "build/libs")
+        return Packaged(await job.run(await _java(job, *args)), "target" if maven else "build/libs")
 
     return ProjectCommands(
         build_flags=MAVEN_FLAGS if maven else GRADLE_BUILD_FLAGS,

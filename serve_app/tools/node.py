@@ -31,7 +31,6 @@ from serve_app.tools.languages import (
     relative_arg,
     run_toolchain,
     target_path,
-    workspace_root,
 )
 
 ENV = {
@@ -48,21 +47,25 @@ def npm(*args: str) -> Command:
     return Command(["npm", *args], "node", ENV)
 
 
-def script_args(ctx: ToolContext, value: str | None) -> list[str]:
+async def script_args(ctx: ToolContext, value: str | None) -> list[str]:
     """`-- ./target` for a script run: the target is a workspace path handed to the script."""
-    path = target_path(ctx, value)
+    path = await target_path(ctx, value)
     return ["--", relative_arg(path)] if path is not None else []
 
 
-def entry_file(job: Job) -> str:
+async def entry_file(job: Job) -> str:
     """What `node --check` validates: the target, else package.json `main`, else index.js."""
-    path = target_path(job.ctx, job.target)
+    path = await target_path(job.ctx, job.target)
     if path is not None:
         return relative_arg(path)
-    main = projects.package_json(job.root).get("main")
+    main = (await projects.package_json(job.ctx.runtime)).get("main")
     for candidate in (main, "index.js"):
-        if isinstance(candidate, str) and candidate and (job.root / candidate).is_file():
-            return relative_arg(job.ctx.path(candidate))
+        if not isinstance(candidate, str) or not candidate:
+            continue
+        path = await job.ctx.path(candidate)
+        info = await job.ctx.runtime.stat(path)
+        if info is not None and info.kind == "file":
+            return relative_arg(path)
     raise invalid_argument("no JavaScript entry file to validate (package.json main, index.js)")
 
 
@@ -71,22 +74,23 @@ def entry_file(job: Job) -> str:
 
 async def _build(job: Job) -> Completed:
     extra = [arg for arg in job.extra_args if arg != "--if-present"]
-    command = npm("run", "build", "--if-present", *extra, *script_args(job.ctx, job.target))
+    command = npm("run", "build", "--if-present", *extra, *await script_args(job.ctx, job.target))
     return await job.run(command)
 
 
 async def _test(job: Job) -> Completed:
-    return await job.run(npm("test", *job.extra_args, *script_args(job.ctx, job.target)))
+    return await job.run(npm("test", *job.extra_args, *await script_args(job.ctx, job.target)))
 
 
 async def _validate(job: Job) -> Completed:
     if job.project.flavor == "typescript":
         return await job.run(npm("run", "typecheck", "--if-present"))
-    return await job.run(Command(["node", "--check", entry_file(job)], "node"))
+    return await job.run(Command(["node", "--check", await entry_file(job)], "node"))
 
 
 async def _lint(job: Job) -> Completed:
-    return await job.run(npm("run", "lint", "--if-present", *script_args(job.ctx, job.target)))
+    args = await script_args(job.ctx, job.target)
+    return await job.run(npm("run", "lint", "--if-present", *args))
 
 
 async def _coverage(job: Job) -> Coverage:
@@ -139,6 +143,7 @@ INSTALL = _node_tool(
     "node.install",
     "Install Node dependencies using npm ci/install.",
     300,
+    network=True,
     properties={
         "use_ci": {"type": "boolean", "description": "npm ci (default true) or npm install"},
         "ignore_scripts": {"type": "boolean", "description": "--ignore-scripts (default true)"},
@@ -152,7 +157,7 @@ async def _install(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     if args.get("ignore_scripts", True):
         argv.append("--ignore-scripts")
     run = await run_toolchain(ctx, npm(*argv), output_kb=2048)
-    output = language_result(run, workspace_root(ctx))
+    output = language_result(run, ctx.workspace)
     return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
 
 
@@ -173,13 +178,14 @@ def _script_tool(script: str, name: str, description: str, timeout: int) -> Tool
     )
 
     async def handler(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-        command = npm("run", script, "--if-present", *script_args(ctx, args.get("target")))
+        target = await script_args(ctx, args.get("target"))
+        command = npm("run", script, "--if-present", *target)
         run = await run_toolchain(ctx, command, output_kb=2048)
         extra: dict[str, Any] = {}
         if script == "test":
             failures = projects.failed_tests(run.output, MAX_FAILED_TESTS)
             extra = {"failed_tests": failures, "failed_count": len(failures)}
-        output = language_result(run, workspace_root(ctx), extra=extra)
+        output = language_result(run, ctx.workspace, extra=extra)
         return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
 
     return Tool(capability, handler)

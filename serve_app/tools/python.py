@@ -9,9 +9,6 @@ own interpreter. pytest runs as `<python> -m pytest`, so the workspace root is i
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from serve_app.domain.capability import (
@@ -22,6 +19,7 @@ from serve_app.domain.capability import (
     SideEffects,
 )
 from serve_app.domain.errors import ErrorCode, invalid_argument
+from serve_app.domain.paths import within_allowed
 from serve_app.tools import projects
 from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult
 from serve_app.tools.languages import (
@@ -41,7 +39,6 @@ from serve_app.tools.languages import (
     relative_arg,
     run_toolchain,
     target_path,
-    workspace_root,
 )
 
 VENV_DIR = ".venv"
@@ -59,18 +56,29 @@ RUN_PATTERN_MAX = 256
 _BUILT_WHEEL = re.compile(r"filename=(?P<name>[^\s/]+\.whl)")
 
 
-def interpreter(ctx: ToolContext) -> str:
-    """The workspace venv's python (checked through the jail: `.venv/bin` must be a real
-    directory inside the workspace), else `python3` from PATH."""
-    if not (workspace_root(ctx) / VENV_DIR).exists():
-        return "python3"
-    bin_dir = ctx.path(f"{VENV_DIR}/bin")
-    python = bin_dir.real / "python"
-    return str(python) if python.exists() else "python3"
+VENV_PYTHON = f"{VENV_DIR}/bin/python"
 
 
-def python_command(ctx: ToolContext, *args: str, env: dict[str, str] | None = None) -> Command:
-    return Command([interpreter(ctx), *args], "python", ENV | (env or {}))
+async def venv_python(ctx: ToolContext) -> str | None:
+    """The workspace venv's python, checked through the jail (`.venv/bin` must be a real
+    directory inside the workspace; the interpreter itself is a symlink out of it), or None
+    when there is none the session may use."""
+    if not within_allowed(VENV_PYTHON, ctx.session.allowed_paths):
+        return None
+    python = await ctx.path(VENV_PYTHON, follow_final=False)
+    info = await ctx.runtime.stat(python)
+    return str(python.real) if info is not None and info.kind in ("file", "symlink") else None
+
+
+async def interpreter(ctx: ToolContext) -> str:
+    """The workspace venv's python, else `python3` from PATH."""
+    return await venv_python(ctx) or "python3"
+
+
+async def python_command(
+    ctx: ToolContext, *args: str, env: dict[str, str] | None = None
+) -> Command:
+    return Command([await interpreter(ctx), *args], "python", ENV | (env or {}))
 
 
 def ensure_pytest(run: Completed) -> Completed:
@@ -87,62 +95,62 @@ def ensure_pytest(run: Completed) -> Completed:
     return run
 
 
-def _target_arg(ctx: ToolContext, value: str | None) -> str:
-    path = target_path(ctx, value)
+async def _target_arg(ctx: ToolContext, value: str | None) -> str:
+    path = await target_path(ctx, value)
     return relative_arg(path) if path is not None else "."
 
 
 async def compile_check(ctx: ToolContext, target: str | None, output_kb: int) -> Completed:
     """`compileall` with byte-code written to a private directory: the workspace is unchanged."""
-    cache = Path(await ctx.blocking(lambda: tempfile.mkdtemp(prefix="pycache-")))
-    try:
-        command = python_command(
+    target_arg = await _target_arg(ctx, target)
+    async with ctx.runtime.temp_dir("pycache-") as cache:
+        command = await python_command(
             ctx,
             "-m",
             "compileall",
             "-q",
             "-x",
             COMPILE_EXCLUDE,
-            _target_arg(ctx, target),
+            target_arg,
             env={"PYTHONPYCACHEPREFIX": str(cache)},
         )
         return await run_toolchain(ctx, command, output_kb=output_kb)
-    finally:
-        await ctx.blocking(lambda: shutil.rmtree(cache, ignore_errors=True))
 
 
 async def _has_module(ctx: ToolContext, module: str) -> bool:
-    run = await run_toolchain(ctx, python_command(ctx, "-c", f"import {module}"), output_kb=16)
+    command = await python_command(ctx, "-c", f"import {module}")
+    run = await run_toolchain(ctx, command, output_kb=16)
     return run.exit_code == 0
 
 
-def _pytest(ctx: ToolContext, *args: str) -> Command:
-    return python_command(ctx, "-m", "pytest", *args)
+async def _pytest(ctx: ToolContext, *args: str) -> Command:
+    return await python_command(ctx, "-m", "pytest", *args)
 
 
 # repo.* commands --------------------------------------------------------------------------------
 
 
 async def _build(job: Job) -> Completed:
-    command = python_command(
+    command = await python_command(
         job.ctx,
         "-m",
         "compileall",
         *job.extra_args,
         "-x",
         COMPILE_EXCLUDE,
-        _target_arg(job.ctx, job.target),
+        await _target_arg(job.ctx, job.target),
     )
     return await job.run(command)
 
 
-def _test_target(job: Job) -> list[str]:
-    path = target_path(job.ctx, job.target)
+async def _test_target(job: Job) -> list[str]:
+    path = await target_path(job.ctx, job.target)
     return [relative_arg(path)] if path is not None else []
 
 
 async def _test(job: Job) -> Completed:
-    return ensure_pytest(await job.run(_pytest(job.ctx, "-q", *_test_target(job), *job.extra_args)))
+    command = await _pytest(job.ctx, "-q", *await _test_target(job), *job.extra_args)
+    return ensure_pytest(await job.run(command))
 
 
 async def _validate(job: Job) -> Completed:
@@ -151,19 +159,19 @@ async def _validate(job: Job) -> Completed:
 
 async def _static_analysis(job: Job) -> Completed:
     """ruff when it is on PATH, else pyflakes when the interpreter has it, else a compile check."""
-    target = _target_arg(job.ctx, job.target)
-    if shutil.which("ruff"):
+    target = await _target_arg(job.ctx, job.target)
+    if await job.ctx.runtime.which("ruff"):
         ruff = Command(["ruff", "check", "--no-cache", "--output-format=concise", target], "ruff")
         return await job.run(ruff)
     if await _has_module(job.ctx, "pyflakes"):
-        return await job.run(python_command(job.ctx, "-m", "pyflakes", target))
+        return await job.run(await python_command(job.ctx, "-m", "pyflakes", target))
     return await compile_check(job.ctx, job.target, job.output_kb)
 
 
 async def _coverage(job: Job) -> Coverage:
     if not await _has_module(job.ctx, "pytest_cov"):
         return Coverage(await _test(job), supported=False)
-    command = _pytest(job.ctx, "-q", "--cov=.", "--cov-report=term", *_test_target(job))
+    command = await _pytest(job.ctx, "-q", "--cov=.", "--cov-report=term", *await _test_target(job))
     run = ensure_pytest(await job.run(command))
     return Coverage(run, supported=True, percent=projects.pytest_coverage(run.output))
 
@@ -172,7 +180,7 @@ async def _package(job: Job) -> Packaged:
     """A wheel of the project (`pip wheel --no-deps`, pip's isolated build with the project's
     declared build requirements)."""
     dist = await output_dir(job.ctx, DIST_DIR)
-    command = python_command(
+    command = await python_command(
         job.ctx,
         "-m",
         "pip",
@@ -180,7 +188,7 @@ async def _package(job: Job) -> Packaged:
         "--no-deps",
         "-w",
         dist.relative,
-        _target_arg(job.ctx, job.target),
+        await _target_arg(job.ctx, job.target),
     )
     run = await job.run(command)
     built = _BUILT_WHEEL.search(run.output)
@@ -216,6 +224,7 @@ INSTALL_DEPS = _python_tool(
     idempotency=Idempotency.BEST_EFFORT,
     timeout=300,
     output_kb=2048,
+    network=True,
     properties={
         "use_venv": {"type": "boolean", "description": "Must be true (default)"},
         "requirements_file": {"type": "string", "description": "Default requirements.txt"},
@@ -227,9 +236,10 @@ INSTALL_DEPS = _python_tool(
 )
 
 
-def _existing_file(ctx: ToolContext, value: str, name: str) -> str:
-    path = target_path(ctx, value, name)
-    if path is None or not path.real.is_file():
+async def _existing_file(ctx: ToolContext, value: str, name: str) -> str:
+    path = await target_path(ctx, value, name)
+    info = None if path is None else await ctx.runtime.stat(path)
+    if path is None or info is None or info.kind != "file":
         raise invalid_argument(f"{name} not found: {value}")
     return relative_arg(path)
 
@@ -237,13 +247,13 @@ def _existing_file(ctx: ToolContext, value: str, name: str) -> str:
 async def _install_deps(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     if not args.get("use_venv", True):
         raise invalid_argument("python.install_deps requires use_venv=true")
-    root = workspace_root(ctx)
+    root = ctx.workspace
     requested = args.get("requirements_file") or ""
-    if not requested and (root / "requirements.txt").is_file():
+    if not requested and await projects.root_file(ctx.runtime, "requirements.txt") is not None:
         requested = "requirements.txt"
     constraints = args.get("constraints_file") or ""
-    requirements = _existing_file(ctx, requested, "requirements_file") if requested else ""
-    pinned = _existing_file(ctx, constraints, "constraints_file") if constraints else ""
+    requirements = await _existing_file(ctx, requested, "requirements_file") if requested else ""
+    pinned = await _existing_file(ctx, constraints, "constraints_file") if constraints else ""
     if not requirements:
         note = "no requirements file found; nothing installed"
         output = {
@@ -257,9 +267,9 @@ async def _install_deps(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
             "requirements_file": "",
         }
         return ToolResult(output=output)
-    venv = ctx.path(VENV_DIR)
+    await ctx.path(VENV_DIR)
     created: Completed | None = None
-    if not (venv.real / "bin" / "python").exists():
+    if await venv_python(ctx) is None:
         created = await run_toolchain(
             ctx, Command(["python3", "-m", "venv", VENV_DIR], "python", ENV), output_kb=256
         )
@@ -267,7 +277,7 @@ async def _install_deps(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
             output = language_result(created, root, extra={"venv_path": VENV_DIR})
             return ToolResult(output=output, logs=created.logs, exit_code=created.exit_code)
     pip = ["-m", "pip", "install", "-r", requirements] + (["-c", pinned] if pinned else [])
-    run = await run_toolchain(ctx, python_command(ctx, *pip), output_kb=2048)
+    run = await run_toolchain(ctx, await python_command(ctx, *pip), output_kb=2048)
     if created is not None:
         run = combined(created, run)
     output = language_result(
@@ -293,7 +303,7 @@ VALIDATE = _python_tool(
 
 async def _validate_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     run = await compile_check(ctx, args.get("target"), 1024)
-    output = language_result(run, workspace_root(ctx))
+    output = language_result(run, ctx.workspace)
     return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
 
 
@@ -322,15 +332,15 @@ async def _test_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     if any(c in pattern for c in "\x00\n\r"):
         raise invalid_argument("run_pattern must be a single line")
     argv = ["-q", f"--maxfail={args.get('max_fail', 1)}"]
-    path = target_path(ctx, args.get("target"))
+    path = await target_path(ctx, args.get("target"))
     if path is not None:
         argv.append(relative_arg(path))
     if pattern:
         argv += ["-k", pattern]
-    run = ensure_pytest(await run_toolchain(ctx, _pytest(ctx, *argv), output_kb=2048))
+    run = ensure_pytest(await run_toolchain(ctx, await _pytest(ctx, *argv), output_kb=2048))
     failures = projects.failed_tests(run.output, MAX_FAILED_TESTS)
     output = language_result(
-        run, workspace_root(ctx), extra={"failed_tests": failures, "failed_count": len(failures)}
+        run, ctx.workspace, extra={"failed_tests": failures, "failed_count": len(failures)}
     )
     return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
 

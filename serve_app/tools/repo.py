@@ -494,9 +494,7 @@ async def _test_failures_summary(ctx: ToolContext, args: dict[str, Any]) -> Tool
         "exit_code": run.exit_code if run else 0,
         "failed_count": len(failures),
         "failed_tests": failures,
-        "diagnostics": projects.diagnostics(
-            text, args.get("max_diagnostics", 30), ctx.workspace
-        ),
+        "diagnostics": projects.diagnostics(text, args.get("max_diagnostics", 30), ctx.workspace),
         "output_excerpt": _excerpt(text),
         "summary": summary,
         "output": summary,

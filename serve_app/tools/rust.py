@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any
 
 from serve_app.domain.capability import (
@@ -32,7 +32,6 @@ from serve_app.tools.languages import (
     language_result,
     language_tool,
     run_toolchain,
-    workspace_root,
 )
 
 _DENIED = ("-Z", "--config", "--manifest-path", "--target-dir", "--artifact-dir", "-C")
@@ -82,29 +81,42 @@ def package_args(value: str | None) -> list[str]:
     return ["--package", target]
 
 
-def binary_name(root: Path) -> str | None:
-    """The package's binary, when it has one (src/main.rs or a [[bin]] entry)."""
+MANIFEST_MAX_BYTES = 4 * 1024 * 1024
+
+
+def binary_name(manifest_text: str, has_main: bool) -> str | None:
+    """The package's binary, when it has one (a [[bin]] entry, or src/main.rs: `has_main`)."""
     try:
-        manifest = tomllib.loads((root / "Cargo.toml").read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+        manifest = tomllib.loads(manifest_text)
+    except tomllib.TOMLDecodeError:
         return None
     bins = manifest.get("bin")
     if isinstance(bins, list) and bins and isinstance(bins[0], dict) and bins[0].get("name"):
         return str(bins[0]["name"])
     package = manifest.get("package")
-    if (root / "src" / "main.rs").is_file() and isinstance(package, dict):
+    if has_main and isinstance(package, dict):
         name = package.get("name")
         return str(name) if name else None
     return None
 
 
 async def _binary_path(ctx: ToolContext, profile: str) -> str:
-    root = workspace_root(ctx)
-    name = await ctx.blocking(lambda: binary_name(root))
+    manifest = await projects.root_file(ctx.runtime, "Cargo.toml")
+    if manifest is None:
+        return ""
+    content = await ctx.runtime.read_file(manifest, max_bytes=MANIFEST_MAX_BYTES)
+    if content.truncated:
+        return ""
+    try:
+        text = content.data.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+    has_main = await projects.regular_file(ctx.runtime, "src/main.rs") is not None
+    name = binary_name(text, has_main)
     return f"target/{profile}/{name}" if name else ""
 
 
-def format_diagnostics(output: str, root: Path) -> list[str]:
+def format_diagnostics(output: str, root: PurePosixPath) -> list[str]:
     """rustfmt --check prints `Diff in <path>:<line>:` for every hunk it would change."""
     found: dict[str, None] = {}
     for line in output.splitlines():
@@ -181,6 +193,7 @@ BUILD = _rust_tool(
     300,
     2048,
     RiskLevel.MEDIUM,
+    network=True,
     properties={"target": _TARGET, "release": {"type": "boolean"}},
     examples=[{"release": True}],
 )
@@ -192,7 +205,7 @@ async def _build_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     run = await run_toolchain(ctx, command(*argv), output_kb=2048)
     binary = await _binary_path(ctx, "release" if release else "debug")
     output = language_result(
-        run, workspace_root(ctx), compiled_binary_path=binary if run.exit_code == 0 else ""
+        run, ctx.workspace, compiled_binary_path=binary if run.exit_code == 0 else ""
     )
     return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
 
@@ -216,7 +229,7 @@ async def _test_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     failures = projects.failed_tests(run.output, MAX_FAILED_TESTS)
     output = language_result(
         run,
-        workspace_root(ctx),
+        ctx.workspace,
         extra={"failed_tests": failures, "failed_count": len(failures)},
     )
     return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
@@ -238,7 +251,7 @@ async def _clippy_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     if args.get("deny_warnings", True):
         argv += ["--", "-D", "warnings"]
     run = await run_toolchain(ctx, command(*argv), output_kb=2048)
-    output = language_result(run, workspace_root(ctx))
+    output = language_result(run, ctx.workspace)
     return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
 
 
@@ -258,7 +271,7 @@ async def _format_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     run = await run_toolchain(
         ctx, command("fmt", *(["--", "--check"] if check else [])), output_kb=1024
     )
-    root = workspace_root(ctx)
+    root = ctx.workspace
     output = language_result(run, root)
     output["diagnostics"] = format_diagnostics(run.output, root) or output["diagnostics"]
     return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)

@@ -110,4 +110,50 @@ async def _artifacts(_ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     return ToolResult(output={"attached": len(blobs)}, artifacts=blobs)
 
 
-TOOLS = [Tool(SLEEP, _sleep), Tool(HANG, _sleep), Tool(ENV, _env), Tool(ARTIFACTS, _artifacts)]
+CONNECT = define(
+    name="test.connect",
+    description="Open a TCP connection to 127.0.0.1:`port` from a child process; test-only.",
+    scope=Scope.WORKSPACE,
+    risk=RiskLevel.LOW,
+    approval=False,
+    side_effects=SideEffects.NONE,
+    idempotency=Idempotency.GUARANTEED,
+    timeout=15,
+    output_kb=64,
+    properties={"port": {"type": "integer", "minimum": 1, "maximum": 65535}},
+    required=["port"],
+    outputs={"connected": {"type": "boolean"}, "output": {"type": "string"}},
+)
+CONNECT_NETWORK = CONNECT.model_copy(
+    update={
+        "name": "test.connect_network",
+        "description": "Like test.connect, declared as a network tool.",
+        "constraints": CONNECT.constraints.model_copy(update={"network": True}),
+        "observability": CONNECT.observability.model_copy(
+            update={"span_name": "test.connect_network"}
+        ),
+    }
+)
+_CONNECT_SCRIPT = (
+    "import socket, sys\n"
+    "socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=3).close()\n"
+    "print('connected')\n"
+)
+
+
+async def _connect(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+    result = await ctx.run(
+        ["python3", "-c", _CONNECT_SCRIPT, str(args["port"])], timeout=ctx.remaining()
+    )
+    connected = result.exit_code == 0 and "connected" in result.output
+    return ToolResult(output={"connected": connected, "output": result.output})
+
+
+TOOLS = [
+    Tool(SLEEP, _sleep),
+    Tool(HANG, _sleep),
+    Tool(ENV, _env),
+    Tool(ARTIFACTS, _artifacts),
+    Tool(CONNECT, _connect),
+    Tool(CONNECT_NETWORK, _connect),
+]

@@ -18,7 +18,7 @@ from serve_app.domain.models import Session
 from serve_app.execution.executor import ExecutionService
 from serve_app.tools import build_registry
 from tests.support.execution import fails, make_session, ok, run
-from tests.support.processes import gone_or_zombie, process_state, wait_for_file
+from tests.support.processes import none_left_with_argument, unique_seconds
 
 MIB = 1024 * 1024
 
@@ -75,15 +75,13 @@ async def test_unknown_tool_is_not_found(executor: ExecutionService, session: Se
 
 
 async def test_hanging_tool_times_out_and_its_process_group_is_killed(
-    session: Session, tmp_path: Path
+    session: Session
 ) -> None:
     service = ExecutionService(build_registry(["tests.support.tools:TOOLS"]))
-    pid_file = tmp_path / "grandchild.pid"
+    seconds = unique_seconds()
     try:
         started = time.monotonic()
-        result = await run(
-            service, session, "test.hang", {"seconds": 30, "pid_file": str(pid_file)}, timeout=1
-        )
+        result = await run(service, session, "test.hang", {"seconds": float(seconds)}, timeout=1)
         elapsed = time.monotonic() - started
     finally:
         service.close()
@@ -92,8 +90,7 @@ async def test_hanging_tool_times_out_and_its_process_group_is_killed(
     assert result.error.retryable
     assert result.exit_code == 124
     assert elapsed < 15
-    pid = int(await wait_for_file(pid_file))
-    assert await gone_or_zombie(pid), f"grandchild {pid} still running: {process_state(pid)}"
+    assert await none_left_with_argument(str(float(seconds))), "the sleeping grandchild survived"
 
 
 # fs.list ----------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from serve_app.domain.execution import ExecutionRequest, ExecutionResult
 from serve_app.domain.models import Principal, Runtime, Session, utcnow
 from serve_app.execution.executor import ExecutionService
 from serve_app.tools import build_registry, builtin_tools
-from serve_app.tools.gpu import INFO, parse_devices
+from serve_app.tools.gpu import INFO, parse_device_nodes, parse_devices
 
 TWO_DEVICES = (
     "0, NVIDIA GeForce RTX 3090, 24576 MiB, GPU-11111111-2222-3333-4444-555555555555\n"
@@ -87,7 +87,12 @@ def test_catalog_entry_is_a_low_risk_workspace_tool() -> None:
     assert INFO.idempotency is Idempotency.GUARANTEED
     assert INFO.constraints.timeout_seconds == 15
     assert INFO.input_schema["required"] == []
-    assert set(INFO.output_schema["properties"]) == {"cuda_visible_devices", "devices", "reason"}
+    assert set(INFO.output_schema["properties"]) == {
+        "cuda_visible_devices",
+        "devices",
+        "device_nodes",
+        "reason",
+    }
 
 
 async def test_without_nvidia_smi_reports_no_devices_and_why(
@@ -132,7 +137,10 @@ async def test_lists_devices_and_which_the_replica_may_use(
         "--query-gpu=index,name,memory.total,uuid",
         "--format=csv,noheader",
     ]
-    assert result.output == {
+    output = dict(result.output)
+    nodes = output.pop("device_nodes")
+    assert isinstance(nodes, list) and all(node.startswith("/dev/nvidia") for node in nodes)
+    assert output == {
         "cuda_visible_devices": "1",
         "devices": [
             {
@@ -216,3 +224,14 @@ def test_parse_keeps_commas_in_names_and_skips_other_lines() -> None:
     assert parse_devices(text) == [
         {"index": 3, "name": "Tesla T4, rev A", "memory_total": "15360 MiB", "uuid": "GPU-1234"}
     ]
+
+
+def test_parse_device_nodes_keeps_only_nvidia_entries() -> None:
+    listing = "console\nnull\nnvidia-uvm\nnvidia0\nnvidiactl\nshm\nnvidia-caps\nzero\n"
+    assert parse_device_nodes(listing) == [
+        "/dev/nvidia-caps",
+        "/dev/nvidia-uvm",
+        "/dev/nvidia0",
+        "/dev/nvidiactl",
+    ]
+    assert parse_device_nodes("") == []

@@ -4,8 +4,6 @@ contract metadata and the policy engine's view of `extra_args`."""
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +16,10 @@ from serve_app.domain.errors import ErrorCode
 from serve_app.domain.policy import evaluate
 from serve_app.execution.executor import ExecutionService
 from serve_app.tools import ToolRegistry, build_registry
-from serve_app.tools.projects import Project, detect
+from serve_app.tools.projects import Project
 from serve_app.tools.repo import NO_PROJECT
 from tests.conftest import invoke, open_session
+from tests.support.processes import none_left_with_argument, unique_seconds
 from tests.support.projects import (
     Workspace,
     c_project,
@@ -73,18 +72,20 @@ def ws(tmp_path: Path, registry: ToolRegistry) -> Iterator[Workspace]:
         ([], Project("unknown", "")),
     ],
 )
-def test_detection_follows_the_contract_order(
-    tmp_path: Path, files: list[str], expected: Project
+async def test_detection_follows_the_contract_order(
+    ws: Workspace, files: list[str], expected: Project
 ) -> None:
     for name in files:
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text("")
-    assert detect(tmp_path) == expected
+        (ws.root / name).parent.mkdir(parents=True, exist_ok=True)
+        (ws.root / name).write_text("")
+    detected = await ws.ok("repo.detect_project_type")
+    assert Project(detected["project_type"], detected["flavor"]) == expected
 
 
-def test_a_directory_named_like_a_marker_is_not_a_marker(tmp_path: Path) -> None:
-    (tmp_path / "go.mod").mkdir()
-    assert detect(tmp_path) == Project("unknown", "")
+async def test_a_directory_named_like_a_marker_is_not_a_marker(ws: Workspace) -> None:
+    (ws.root / "go.mod").mkdir()
+    detected = await ws.ok("repo.detect_project_type")
+    assert Project(detected["project_type"], detected["flavor"]) == Project("unknown", "")
 
 
 async def test_tools_that_need_a_project_fail_without_one(ws: Workspace) -> None:
@@ -114,27 +115,23 @@ async def test_a_test_run_past_the_deadline_is_a_timeout(
 ) -> None:
     service_python_first(monkeypatch)
     python_project(ws.root, failing=False)
-    pid_file = ws.root / "pid"
+    seconds = unique_seconds(60)
     write(
         ws.root,
         {
             "tests/test_slow.py": f"""
-                import os
-                import time
+                import subprocess
 
 
                 def test_slow():
-                    open({str(pid_file)!r}, "w").write(str(os.getpid()))
-                    time.sleep(60)
+                    subprocess.run(["sleep", "{seconds}"])
             """
         },
     )
     result = await ws.call("repo.test", {"target": "tests/test_slow.py"}, timeout=4)
     assert result.error is not None and result.error.code == ErrorCode.TIMEOUT
     assert result.exit_code == 124
-    pid = int(pid_file.read_text())
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, signal.SIG_DFL)
+    assert await none_left_with_argument(seconds), "the test's child survived the timeout"
 
 
 # changed files ----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import secrets
 import shutil
 import stat
 from collections.abc import Callable, Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePath
 
 from serve_app.domain.errors import invalid_argument, not_found, policy_denied
 from serve_app.domain.paths import WorkspacePath, resolve
@@ -58,7 +58,7 @@ def _lstat(path: Path) -> os.stat_result | None:
         return None
 
 
-def _is_within(path: PurePosixPath, ancestor: PurePosixPath) -> bool:
+def _is_within(path: PurePath, ancestor: PurePath) -> bool:
     return path == ancestor or ancestor in path.parents
 
 

@@ -108,7 +108,7 @@ async def test_another_sessions_files_are_not_there(
         import pytest
 
         def test_other_workspace_is_invisible():
-            for path in ({str(victim / "secret.txt")!r}, {str(victim.parent / "home" / ".netrc")!r}):
+            for path in {[str(victim / "secret.txt"), str(victim.parent / "home" / ".netrc")]!r}:
                 with pytest.raises(OSError):
                     open(path).read()
             # The workspace root shows this tenant only; the artifact root is not there at all.
@@ -156,7 +156,7 @@ async def test_no_secret_is_readable_anywhere_in_the_sandbox(
         import os
 
         # Spelled backwards, so that this file does not hold them itself.
-        SECRETS = [{FAKE_TOKEN[::-1]!r}[::-1].encode(), {FAKE_VALKEY_PASSWORD[::-1]!r}[::-1].encode()]
+        SECRETS = [s[::-1].encode() for s in {[FAKE_TOKEN[::-1], FAKE_VALKEY_PASSWORD[::-1]]!r}]
         SKIP = ("/proc", "/sys", "/dev", "/usr")
 
         def _clean(data):

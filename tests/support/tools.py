@@ -39,7 +39,8 @@ SLEEP = define(
 
 async def _sleep(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     seconds = float(args["seconds"])
-    script = 'sleep "$1" & echo $! > "$2"; wait'
+    # In a session of its own, as a daemon would: the timeout must still kill it.
+    script = 'setsid sleep "$1" & echo $! > "$2"; wait'
     pid_file = args.get("pid_file", "/dev/null")
     result = await ctx.run(
         ["sh", "-c", script, "sh", str(seconds), pid_file],

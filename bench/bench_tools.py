@@ -16,9 +16,22 @@ tests) it measures, one call at a time:
 and prints p50/p99 of each, the HTTP/direct ratio and the overhead in milliseconds. If
 `git.status` is not in the catalog, `repo.changed_files` (also `git status --porcelain`) is
 measured instead. For scale it also times `fs.stat` over HTTP: the service's floor for a tool
-without a child process.
+without a child process. The http ways above run with the sandbox the service would choose
+(WORKSPACE_SANDBOX, default bubblewrap); the executor way uses ExecutionService's default
+Sandbox() (bubblewrap, no pids cgroup).
 
-    .venv/bin/python bench/bench_tools.py [--git-requests 200] [--test-requests 40]
+Sandbox cost, in the same run:
+
+  sandbox on/off   two uvloop servers side by side, one with Settings(sandbox="bubblewrap"), one
+                   with Settings(sandbox="none"), called alternately (on, off, on, off, ...) for
+                   git.status, repo.test and fs.stat (which spawns nothing, so should not move);
+  spawn            the bare start cost of a sandbox: `true` through Sandbox.wrap() and pieces of
+                   it (no --unshare-net, no `sh` limits prologue, bwrap with namespaces only, the
+                   pids cgroup create/join/remove when running as root) against a bare `true`
+                   started with subprocess.run, the same count each, round-robin.
+
+    .venv/bin/python bench/bench_tools.py [--git-requests 100] [--test-requests 20]
+        [--spawn-requests 200] [--skip-ways] [--skip-sandbox]
 """
 
 import argparse
@@ -43,6 +56,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from serve_app.domain.execution import ExecutionRequest
 from serve_app.execution.executor import ExecutionService
 from serve_app.execution.process import child_environment
+from serve_app.runtime.sandbox import (
+    JOIN_CGROUP,
+    Mounts,
+    ProcessCgroups,
+    Sandbox,
+    SandboxLimits,
+    SandboxUnavailable,
+)
 from serve_app.tools import build_registry
 from tests.support.projects import make_session
 
@@ -122,15 +143,19 @@ def make_sources(root: Path) -> tuple[Path, Path]:
     return repo, project
 
 
-def serve(loop: str, port: int, data: Path) -> None:
-    """The in-process app (serve_target.py `inprocess`), with the event loop chosen."""
+def serve(loop: str, port: int, data: Path, sandbox: str | None = None) -> None:
+    """The in-process app (serve_target.py `inprocess`), with the event loop and, when given,
+    the sandbox mode chosen (else Settings' default: WORKSPACE_SANDBOX, then bubblewrap)."""
     import uvicorn
 
     from serve_app.api.app import create_app
     from serve_app.config import Settings
     from serve_app.wiring import build_executor, build_session_service
 
-    config = Settings(workspace_root=data / "workspaces", artifact_root=data / "artifacts")
+    chosen = {} if sandbox in (None, "default") else {"sandbox": sandbox}
+    config = Settings(
+        workspace_root=data / "workspaces", artifact_root=data / "artifacts", **chosen
+    )
     app = create_app(build_session_service(config, build_executor(config)))
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", loop=loop)
@@ -140,7 +165,7 @@ def serve(loop: str, port: int, data: Path) -> None:
 
 
 def start_server(
-    loop: str, data: Path, sources: Path, path: str
+    loop: str, data: Path, sources: Path, path: str, sandbox: str = "default"
 ) -> tuple[subprocess.Popen[str], str]:
     env = {
         **os.environ,
@@ -149,7 +174,7 @@ def start_server(
         "WORKSPACE_SOURCE_REPO_ROOTS": str(sources),
     }
     process = subprocess.Popen(
-        [sys.executable, __file__, "serve", loop, str(free_port()), str(data)],
+        [sys.executable, __file__, "serve", loop, str(free_port()), str(data), sandbox],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -330,25 +355,239 @@ def measure(
     return [Row(tool, samples) for tool, samples in rows.items()], floors
 
 
+SANDBOX_MODES = ("bubblewrap", "none")
+COMMAND_TOOL_GOAL_MS = 5.0
+
+
+def time_http_alternating(
+    http: httpx.Client, urls: dict[str, str], args: dict[str, object], count: int, check: str
+) -> dict[str, list[float]]:
+    """One call to each URL in turn, `count` rounds after warm-up: both sides see the same load."""
+    samples: dict[str, list[float]] = {key: [] for key in urls}
+    warm_up = max(3, count // 10)
+    for index in range(count + warm_up):
+        order = list(urls.items()) if index % 2 == 0 else list(reversed(urls.items()))
+        for key, url in order:
+            began = time.perf_counter()
+            response = http.post(url, json={"args": args})
+            elapsed = time.perf_counter() - began
+            payload = response.json()
+            if response.status_code != 200:
+                raise RuntimeError(f"{url} answered {response.status_code}: {payload}")
+            if check not in json.dumps(payload):
+                raise RuntimeError(f"{url}: {check!r} not in the answer")
+            if index >= warm_up:
+                samples[key].append(elapsed)
+    return samples
+
+
+def measure_sandbox(
+    options: argparse.Namespace, root: Path, path: str
+) -> dict[str, dict[str, list[float]]]:
+    """git.status, repo.test and fs.stat over HTTP (uvloop), sandbox on and off, alternating."""
+    git_source, project_source = make_sources(root / "sandbox-sources")
+    servers: dict[str, tuple[subprocess.Popen[str], str]] = {}
+    try:
+        for mode in SANDBOX_MODES:
+            servers[mode] = start_server(
+                "auto", root / f"data-sandbox-{mode}", root / "sandbox-sources", path, mode
+            )
+        results: dict[str, dict[str, list[float]]] = {}
+        with httpx.Client(timeout=120) as http:
+            git_urls: dict[str, str] = {}
+            test_urls: dict[str, str] = {}
+            stat_urls: dict[str, str] = {}
+            status_tool = "git.status"
+            for mode, (_, base) in servers.items():
+                git_session = open_session(http, base, git_source)
+                test_session = open_session(http, base, project_source)
+                if "git.status" not in tool_names(http, base, git_session):
+                    status_tool = "repo.changed_files"
+                invoke = f"{base}/v1/sessions/{{}}/tools/{{}}/invoke"
+                git_urls[mode] = invoke.format(git_session, status_tool)
+                test_urls[mode] = invoke.format(test_session, "repo.test")
+                stat_urls[mode] = invoke.format(git_session, "fs.stat")
+            results[status_tool] = time_http_alternating(
+                http, git_urls, {}, options.git_requests, "module_3.py"
+            )
+            results["repo.test"] = time_http_alternating(
+                http, test_urls, {}, options.test_requests, "3 passed"
+            )
+            results["fs.stat"] = time_http_alternating(
+                http, stat_urls, {"path": "notes.txt"}, options.git_requests, "notes.txt"
+            )
+        return results
+    finally:
+        for server, _ in servers.values():
+            stop_server(server)
+
+
+def spawn_variants(scratch: Path) -> tuple[dict[str, list[str]], ProcessCgroups | None]:
+    """`true` started bare, through the limits prologue alone, and through Sandbox.wrap() and
+    pieces of it; with the pids cgroup the service uses when it runs as root."""
+    for name in ("repo", "home", "tmp"):
+        (scratch / name).mkdir(parents=True, exist_ok=True)
+    sandbox = Sandbox(mode="bubblewrap")
+    offline = Mounts(scratch / "repo", scratch / "home", scratch / "tmp", network=False)
+    online = Mounts(scratch / "repo", scratch / "home", scratch / "tmp", network=True)
+    full = sandbox.wrap(["true"], cwd=offline.workspace, mounts=offline)
+    separator = full.index("--")
+    prologue = full[separator + 1 :]  # /bin/sh -c <limits> sh true
+    namespaces = [arg for arg in full[:separator] if arg.startswith("--unshare")]
+    variants = {
+        "bare true (subprocess.run)": ["true"],
+        "sh limits prologue + true, no bwrap": prologue,
+        "bwrap, no namespaces, / bound": [sandbox.bwrap, "--dev-bind", "/", "/", "true"],
+        "bwrap, namespaces only, / bound": [
+            sandbox.bwrap,
+            *namespaces,
+            "--dev-bind",
+            "/",
+            "/",
+            "true",
+        ],
+        "Sandbox.wrap() without the prologue": [*full[: separator + 1], "true"],
+        "Sandbox.wrap() without the toolchain binds": Sandbox(
+            mode="bubblewrap", toolchain_dirs=[]
+        ).wrap(["true"], cwd=offline.workspace, mounts=offline),
+        "Sandbox.wrap(), network=True (no --unshare-net)": sandbox.wrap(
+            ["true"], cwd=online.workspace, mounts=online
+        ),
+        "Sandbox.wrap() (as the service, network off)": full,
+        "Sandbox.wrap() behind the `sh` cgroup-join prefix, no cgroup": [
+            "/bin/sh",
+            "-c",
+            JOIN_CGROUP,
+            "/dev/null",
+            *full,
+        ],
+    }
+    cgroups = None
+    if os.geteuid() == 0:
+        try:
+            cgroups = ProcessCgroups.discover(SandboxLimits().processes)
+        except SandboxUnavailable as exc:
+            print(f"no pids cgroup: {exc}")
+    return variants, cgroups
+
+
+CGROUP_VARIANT = "Sandbox.wrap() + pids cgroup create/join/remove (root)"
+CGROUP_TRUE = "sh cgroup join + true, no bwrap (root)"
+CGROUP_CREATE = "  of which ProcessCgroups.create()"
+CGROUP_REMOVE = "  of which ProcessCgroups.remove()"
+
+
+def measure_spawn(count: int, scratch: Path) -> dict[str, list[float]]:
+    variants, cgroups = spawn_variants(scratch)
+    env = {"PATH": os.environ["PATH"], "HOME": str(scratch / "home")}
+    sandbox = Sandbox(mode="bubblewrap")
+    mounts = Mounts(scratch / "repo", scratch / "home", scratch / "tmp", network=False)
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    if cgroups is not None:
+        samples[CGROUP_TRUE] = []
+        samples[CGROUP_VARIANT] = []
+        samples[CGROUP_CREATE] = []
+        samples[CGROUP_REMOVE] = []
+    warm_up = max(3, count // 10)
+    for index in range(count + warm_up):
+        for name in samples:
+            if name in (CGROUP_CREATE, CGROUP_REMOVE):
+                continue  # timed as part of CGROUP_VARIANT
+            began = time.perf_counter()
+            if name in (CGROUP_VARIANT, CGROUP_TRUE):
+                assert cgroups is not None
+                cgroup = cgroups.create()
+                created = time.perf_counter()
+                argv = sandbox.wrap(["true"], cwd=mounts.workspace, mounts=mounts, cgroup=cgroup)
+                if name == CGROUP_TRUE:
+                    argv = [*argv[: argv.index(sandbox.bwrap)], "true"]
+                done = subprocess.run(argv, cwd=scratch, env=env, capture_output=True, check=False)
+                exited = time.perf_counter()
+                cgroups.remove(cgroup)
+                if index >= warm_up and name == CGROUP_VARIANT:
+                    samples[CGROUP_CREATE].append(created - began)
+                    samples[CGROUP_REMOVE].append(time.perf_counter() - exited)
+            else:
+                done = subprocess.run(
+                    variants[name], cwd=scratch / "repo", env=env, capture_output=True, check=False
+                )
+            elapsed = time.perf_counter() - began
+            if done.returncode != 0:
+                raise RuntimeError(f"{name} exited {done.returncode}: {done.stderr!r}")
+            if index >= warm_up:
+                samples[name].append(elapsed)
+    return samples
+
+
+def report_sandbox(results: dict[str, dict[str, list[float]]]) -> None:
+    on, off = SANDBOX_MODES
+    print("\nSandbox on (bubblewrap) vs off (none), http/uvloop, alternating calls:\n")
+    print(
+        "| tool | on p50 / p99 ms | off p50 / p99 ms | difference p50 / p99 ms | on/off p50 |"
+        " goal (+5 ms p50) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for tool, samples in results.items():
+        p50 = {mode: percentile(samples[mode], 0.5) for mode in SANDBOX_MODES}
+        p99 = {mode: percentile(samples[mode], 0.99) for mode in SANDBOX_MODES}
+        difference = p50[on] - p50[off]
+        goal = (
+            "n/a (no child)"
+            if tool == "fs.stat"
+            else ("met" if difference <= COMMAND_TOOL_GOAL_MS else "NOT met")
+        )
+        print(
+            f"| {tool} | {p50[on]:.2f} / {p99[on]:.2f} | {p50[off]:.2f} / {p99[off]:.2f} | "
+            f"{difference:+.2f} / {p99[on] - p99[off]:+.2f} | {p50[on] / p50[off]:.2f}x | "
+            f"{goal} |"
+        )
+
+
+def report_spawn(samples: dict[str, list[float]], count: int) -> None:
+    print(f"\nSandbox start cost: `true`, {count} runs each, round-robin, subprocess.run:\n")
+    print("| how | p50 / p99 ms | over bare true p50 ms |")
+    print("|---|---|---|")
+    bare = percentile(next(iter(samples.values())), 0.5)
+    for name, values in samples.items():
+        p50 = percentile(values, 0.5)
+        print(f"| {name} | {p50:.2f} / {percentile(values, 0.99):.2f} | {p50 - bare:+.2f} |")
+
+
 def main() -> None:
     if sys.argv[1:2] == ["serve"]:
-        serve(sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]))
+        serve(sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]), (sys.argv[5:6] or [None])[0])
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--git-requests", type=int, default=200)
-    parser.add_argument("--test-requests", type=int, default=40)
+    parser.add_argument("--git-requests", type=int, default=100, help="git.status/fs.stat calls")
+    parser.add_argument("--test-requests", type=int, default=20, help="repo.test calls")
+    parser.add_argument(
+        "--spawn-requests", type=int, default=200, help="`true` starts per sandbox variant"
+    )
+    parser.add_argument("--skip-ways", action="store_true", help="only the sandbox measurements")
+    parser.add_argument(
+        "--skip-sandbox", action="store_true", help="only the four ways (no sandbox on/off)"
+    )
     options = parser.parse_args()
     # The service's PATH starts with this interpreter's bin directory (the project venv, which
     # has pytest), so `python3 -m pytest` means the same to the tool and to the baseline.
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     os.environ["PATH"] = path  # for the in-process executor's children too
+    began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-tools-") as scratch:
-        rows, floors = measure(options, Path(scratch), path)
-    print(
-        f"\n{options.git_requests} {rows[0].tool} and {options.test_requests} repo.test calls per "
-        "way, one at a time, after warm-up:\n"
-    )
-    report(rows, floors)
+        if not options.skip_ways:
+            rows, floors = measure(options, Path(scratch), path)
+            print(
+                f"\n{options.git_requests} {rows[0].tool} and {options.test_requests} repo.test "
+                "calls per way, one at a time, after warm-up:\n"
+            )
+            report(rows, floors)
+        if not options.skip_sandbox:
+            report_sandbox(measure_sandbox(options, Path(scratch), path))
+            report_spawn(
+                measure_spawn(options.spawn_requests, Path(scratch) / "spawn"),
+                options.spawn_requests,
+            )
+    print(f"\n(whole run: {time.monotonic() - began:.0f} s; load average {os.getloadavg()})")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from serve_app.api.app import create_app
 from serve_app.config import Settings
 from serve_app.domain.service import SessionService
 from serve_app.wiring import build_executor, build_session_service
+from tests.support.git_repos import GitDaemon
 from tests.support.valkey import ValkeyServer
 
 
@@ -97,3 +98,10 @@ def invoke(
     payload.update(body)
     response = client.post(f"/v1/sessions/{session_id}/tools/{tool}/invoke", json=payload)
     return response.status_code, response.json()
+
+
+@pytest.fixture(scope="session")
+def git_daemon() -> Iterator[GitDaemon]:
+    daemon = GitDaemon()
+    yield daemon
+    daemon.stop()

@@ -88,7 +88,7 @@ def assert_mix(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]) ->
     assert value(samples, inf, tool="fs.read_file", le="0.01") <= 3
     assert value(samples, "workspace_sessions_active") == 2
     assert value(samples, "workspace_session_create_duration_seconds_count") == 2
-    assert value(samples, "workspace_build_info", version=__version__) == 1
+    assert value(samples, "workspace_build_info", version=__version__, sandbox="bubblewrap") == 1
 
 
 def test_metrics_count_a_known_mix_once_across_two_replicas(valkey_settings: Settings) -> None:

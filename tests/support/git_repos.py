@@ -94,3 +94,52 @@ def install_hook(repo: Path, name: str, script: str) -> Path:
     hook.write_text("#!/bin/sh\n" + script)
     hook.chmod(0o755)
     return hook
+
+
+class GitDaemon:
+    """A real `git daemon` on loopback serving every repository on this machine by absolute path
+    (read and push): how a sandboxed session, which sees no path outside its workspace, reaches
+    the test's remotes — over the network, as a network tool."""
+
+    def __init__(self) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port: int = probe.getsockname()[1]
+        self._process = subprocess.Popen(
+            [
+                "git",
+                "daemon",
+                "--export-all",
+                "--enable=receive-pack",
+                "--informative-errors",
+                "--reuseaddr",
+                "--listen=127.0.0.1",
+                f"--port={self.port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        import socket
+        import time
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("git daemon did not start")
+
+    def url(self, repository: Path) -> str:
+        return f"git://127.0.0.1:{self.port}{repository}"
+
+    def stop(self) -> None:
+        self._process.kill()
+        self._process.wait(timeout=10)

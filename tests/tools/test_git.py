@@ -24,6 +24,7 @@ from tests.support.execution import fails, ok, run
 from tests.support.execution import make_session as support_session
 from tests.support.git_repos import (
     SETUP_EMAIL,
+    GitDaemon,
     bare_repo,
     clone,
     commit_file,
@@ -47,8 +48,10 @@ def origin(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def repo(workspace: Path, origin: Path) -> Path:
+def repo(workspace: Path, origin: Path, git_daemon: GitDaemon) -> Path:
+    """The workspace as a clone of `origin`, reached over git:// (the sandbox sees no host path)."""
     repo_with_origin(workspace, origin)
+    setup_git(workspace, "remote", "set-url", "origin", git_daemon.url(origin))
     return workspace
 
 

@@ -17,6 +17,7 @@ from serve_app.domain.errors import ErrorCode
 from serve_app.domain.execution import ExecutionRequest, ExecutionResult
 from serve_app.domain.models import Principal, Runtime, Session, utcnow
 from serve_app.execution.executor import ExecutionService
+from serve_app.runtime.sandbox import Sandbox
 from serve_app.tools import build_registry, builtin_tools
 from serve_app.tools.gpu import INFO, parse_device_nodes, parse_devices
 
@@ -235,3 +236,39 @@ def test_parse_device_nodes_keeps_only_nvidia_entries() -> None:
         "/dev/nvidiactl",
     ]
     assert parse_device_nodes("") == []
+
+
+async def test_device_nodes_are_the_ones_the_sandbox_shows(
+    session: Session, tmp_path: Path
+) -> None:
+    """A replica pinned to GPU 1 sees that GPU's node and the control nodes, nothing else (stand-in
+    device nodes; without the driver's procfs index N is minor N)."""
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    for name in ("nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm", "null"):
+        (dev / name).write_text("")
+    sandbox = Sandbox(visible_devices="1", dev_root=dev, gpu_proc_root=tmp_path / "no-driver")
+    service = ExecutionService(build_registry(), sandbox=sandbox)
+    try:
+        result = await gpu_info(service, session)
+    finally:
+        service.close()
+    assert result.output["cuda_visible_devices"] == "1"
+    assert result.output["device_nodes"] == ["/dev/nvidia-uvm", "/dev/nvidia1", "/dev/nvidiactl"]
+
+
+async def test_a_replica_without_gpus_sees_no_device_nodes(
+    session: Session, tmp_path: Path
+) -> None:
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    for name in ("nvidia0", "nvidiactl"):
+        (dev / name).write_text("")
+    sandbox = Sandbox(visible_devices="", dev_root=dev, gpu_proc_root=tmp_path / "no-driver")
+    service = ExecutionService(build_registry(), sandbox=sandbox)
+    try:
+        result = await gpu_info(service, session)
+    finally:
+        service.close()
+    assert result.output["cuda_visible_devices"] == ""
+    assert result.output["device_nodes"] == []

@@ -14,6 +14,7 @@ from serve_app.api.app import create_app
 from serve_app.config import Settings
 from serve_app.wiring import build_executor, build_session_service
 from tests.conftest import open_session, principal
+from tests.support.git_repos import GitDaemon
 
 
 def test_create_session_returns_201_with_the_contract_fields(
@@ -166,9 +167,12 @@ def _bare_repository(tmp_path: Path) -> Path:
     return bare
 
 
-def test_repo_url_is_cloned_shallowly_at_the_ref(client: TestClient, tmp_path: Path) -> None:
+def test_repo_url_is_cloned_shallowly_at_the_ref(
+    client: TestClient, tmp_path: Path, git_daemon: GitDaemon
+) -> None:
     bare = _bare_repository(tmp_path)
-    session = open_session(client, repo_url=f"file://{bare}", repo_ref="feature")
+    url = git_daemon.url(bare)
+    session = open_session(client, repo_url=url, repo_ref="feature")
     workspace = Path(str(session["workspace_path"]))
     assert (workspace / "README.md").read_text() == "hello\n"
     branch = subprocess.run(
@@ -178,7 +182,7 @@ def test_repo_url_is_cloned_shallowly_at_the_ref(client: TestClient, tmp_path: P
         check=True,
     ).stdout.strip()
     assert branch == "feature"
-    assert session["repo_url"] == f"file://{bare}"
+    assert session["repo_url"] == url
     assert session["repo_ref"] == "feature"
 
 

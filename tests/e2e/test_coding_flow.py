@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import ServeApp
+from tests.support.git_repos import GitDaemon
 
 pytestmark = pytest.mark.serve
 
@@ -42,7 +43,9 @@ def bare_remote(root: Path) -> Path:
     return remote
 
 
-def test_clone_fix_test_commit_push(serve_app: ServeApp, tmp_path: Path) -> None:
+def test_clone_fix_test_commit_push(
+    serve_app: ServeApp, tmp_path: Path, git_daemon: GitDaemon
+) -> None:
     remote = bare_remote(tmp_path)
     principal = {"tenant_id": "e2e", "actor_id": "coder", "roles": ["developer", "platform_admin"]}
     with httpx.Client(base_url=serve_app.url, timeout=120) as http:
@@ -50,7 +53,7 @@ def test_clone_fix_test_commit_push(serve_app: ServeApp, tmp_path: Path) -> None
             "/v1/sessions",
             json={
                 "principal": principal,
-                "repo_url": f"file://{remote}",
+                "repo_url": git_daemon.url(remote),
                 "repo_ref": "main",
                 "metadata": {"git_author_name": "Agent", "git_author_email": "agent@example.com"},
             },

@@ -369,7 +369,7 @@ def default_toolchain_dirs(environ: Mapping[str, str]) -> list[str]:
             return
         if any(real == d or real.startswith(d + "/") for d in (*SYSTEM_DIRS, "/etc", "/proc")):
             return
-        if real in ("/", home) or real.startswith(("/tmp/", "/dev/")):
+        if real in ("/", home) or real.startswith("/dev/"):
             return
         found.append(real)
 

@@ -78,11 +78,11 @@ IN_HEAD = $(K8S) exec -i -c ray-head $(ACTIVE_HEAD) -- \
 	sh -c 'WORKSPACE_AUTH_TOKEN="$$WORKSPACE_AUTH_SHARED_TOKEN" exec python - "$$@"' smoke
 
 .PHONY: deploy-workspace undeploy-workspace restart-workspace workspace-auth-token \
-	workspace-image smoke smoke-in-cluster smoke-persistence gpu-check
+	workspace-valkey-password workspace-image smoke smoke-in-cluster smoke-persistence gpu-check
 
 ## Apply deploy/*.yaml in their numbered order (the monitoring objects, and the alerts of
 ## deploy/observability/, only where the Prometheus Operator's CRDs exist), fill the shared token
-## once, wait for Valkey, then for the RayService.
+## and the Valkey password once, wait for Valkey, then for the RayService.
 deploy-workspace:
 	@set -e; for file in deploy/*.yaml; do \
 	  case "$$file" in *-monitoring.yaml) \
@@ -93,6 +93,7 @@ deploy-workspace:
 	  $(KUBECTL) apply -f "$$file"; \
 	  case "$$file" in \
 	    *-secret-workspace-auth.yaml) $(MAKE) --no-print-directory workspace-auth-token;; \
+	    *-secret-workspace-valkey.yaml) $(MAKE) --no-print-directory workspace-valkey-password;; \
 	    *-valkey.yaml) $(K8S) rollout status statefulset/workspace-valkey --timeout=$(DEPLOY_TIMEOUT);; \
 	    *-monitoring.yaml) for rules in deploy/observability/*.yaml; do \
 	      [ ! -f "$$rules" ] || $(KUBECTL) apply -f "$$rules"; done;; \
@@ -111,14 +112,25 @@ workspace-auth-token:
 	  echo "workspace-auth: generated a new shared_token (give it to the proxy: docs/RUNBOOK.md)"; \
 	fi
 
-## Remove what deploy-workspace made, newest first. Keeps the namespace (the fleet's), Secret
-## workspace-auth and the volumes (workspaces, artifacts, Valkey data); PURGE=1 removes those
-## volumes and the Secret too.
+## Give Secret workspace-valkey a random password unless it has one (never overwrites it: Valkey
+## and the Ray pods read it when they start; docs/RUNBOOK.md says how to rotate it).
+workspace-valkey-password:
+	@if [ -n "$$($(K8S) get secret workspace-valkey -o jsonpath='{.data.password}')" ]; then \
+	  echo "workspace-valkey: password is set"; \
+	else \
+	  $(SMOKE_PYTHON) -c 'import json, secrets; print(json.dumps({"stringData": {"password": secrets.token_urlsafe(48)}}))' \
+	    | $(K8S) patch secret workspace-valkey --type=merge --patch-file=/dev/stdin >/dev/null; \
+	  echo "workspace-valkey: generated a new password"; \
+	fi
+
+## Remove what deploy-workspace made, newest first. Keeps the namespace (the fleet's), Secrets
+## workspace-auth and workspace-valkey and the volumes (workspaces, artifacts, Valkey data);
+## PURGE=1 removes those volumes and the Secrets too.
 undeploy-workspace:
 	@for file in $$(ls -r deploy/observability/*.yaml deploy/*.yaml 2>/dev/null); do \
 	  case "$$file" in \
 	    *-namespace.yaml) continue;; \
-	    *-storage.yaml|*-secret-workspace-auth.yaml) [ "$(PURGE)" = 1 ] || { echo "keep $$file (PURGE=1 removes it)"; continue; };; \
+	    *-storage.yaml|*-secret-workspace-*.yaml) [ "$(PURGE)" = 1 ] || { echo "keep $$file (PURGE=1 removes it)"; continue; };; \
 	  esac; \
 	  $(KUBECTL) delete -f "$$file" --ignore-not-found || echo "could not delete $$file (see above)"; \
 	done

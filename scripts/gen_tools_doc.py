@@ -67,8 +67,24 @@ def row(capability: Capability) -> str:
     return (
         f"| `{capability.name}`{aliases} | {capability.description} | {capability.scope} "
         f"| {capability.risk_level} | {'**yes**' if capability.requires_approval else 'no'} "
-        f"| {capability.constraints.timeout_seconds} | {args or '—'} |"
+        f"| {capability.constraints.timeout_seconds} "
+        f"| {'**yes**' if capability.constraints.network else 'no'} | {args or '—'} |"
     )
+
+
+NETWORK_NOTE = (
+    "**Network** (`constraints.network`): a tool's processes run without network access unless "
+    "it declares it. Declared by `git.fetch`, `git.pull` and `git.push` (they talk to the "
+    "remote); `node.install`, `python.install_deps` and `go.mod.tidy` (they download "
+    "dependencies from the npm registry, PyPI and the Go module proxy into the session's HOME, "
+    "where `go.build`, `go.test` and the other tools then find them offline); `rust.build` "
+    "(cargo fetches the crates the build needs into the session's CARGO_HOME; `rust.test` and "
+    "`rust.clippy` then build offline, so dev-dependencies no build fetched are missing); "
+    "`repo.build` and `repo.package` (cargo, Maven and Gradle fetch dependencies and plugins on "
+    "a first build, and `pip wheel` installs the build backend into its isolated build "
+    "environment). Tests, lints, validation, coverage, search and git's local commands never "
+    "reach the network."
+)
 
 
 def main() -> None:
@@ -80,9 +96,10 @@ def main() -> None:
     print("**Build, test, lint, install and package tools** (`repo.*`, `go.*`, `rust.*`, `node.*`,")
     print(f"`python.*`, `c.*`): {OUTCOME_RULE}\n")
     print(extra_args_table())
+    print(f"{NETWORK_NOTE}\n")
     print(f"{len(capabilities)} tools.\n")
-    print("| Tool | Description | Scope | Risk | Approval | Timeout s | Arguments |")
-    print("|---|---|---|---|---|---|---|")
+    print("| Tool | Description | Scope | Risk | Approval | Timeout s | Network | Arguments |")
+    print("|---|---|---|---|---|---|---|---|")
     for capability in capabilities:
         print(row(capability))
 

@@ -3,6 +3,7 @@ call as a JSON line in $FAKE_KUBECTL_STATE/calls.jsonl and answers the few reads
 recipes make from files in that directory.
 
     token            Secret workspace-auth's shared_token (absent: no token yet)
+    valkey-password  Secret workspace-valkey's password (absent: none yet)
     crds             present: the Prometheus Operator CRDs are installed
     fail-apply       a file name: `apply -f` of a path ending with it fails
     stuck            present: the RayService keeps serving from its first cluster
@@ -36,6 +37,15 @@ def main() -> int:
         patch = json.loads(sys.stdin.read())
         (state / "secret-patch.json").write_text(json.dumps(patch))
         (state / "token").write_text(patch["stringData"]["shared_token"])
+        return 0
+    if verb == "get" and args[1:3] == ["secret", "workspace-valkey"]:
+        password = state / "valkey-password"
+        sys.stdout.write(password.read_text() if password.exists() else "")
+        return 0
+    if verb == "patch" and args[1:3] == ["secret", "workspace-valkey"]:
+        patch = json.loads(sys.stdin.read())
+        (state / "valkey-secret-patch.json").write_text(json.dumps(patch))
+        (state / "valkey-password").write_text(patch["stringData"]["password"])
         return 0
     if verb == "patch" and args[1] == "rayservice/workspace":
         (state / "restarted").write_text(args[args.index("-p") + 1])

@@ -97,23 +97,41 @@ def test_deploy_applies_the_files_in_order_then_waits_for_the_rayservice(
     ) in result.stdout
     secret = position(recorded, "apply", "-f", "deploy/20-secret-workspace-auth.yaml")
     token = position(recorded, "patch", "secret", "workspace-auth")
+    valkey_secret = position(recorded, "apply", "-f", "deploy/21-secret-workspace-valkey.yaml")
+    password = position(recorded, "patch", "secret", "workspace-valkey")
     valkey = position(recorded, "apply", "-f", "deploy/40-valkey.yaml")
     valkey_ready = position(recorded, "rollout", "status", "statefulset/workspace-valkey")
     rayservice = position(recorded, "apply", "-f", "deploy/60-rayservice.yaml")
     ready = position(recorded, "wait", "--for=condition=Ready", "rayservice/workspace")
-    assert secret < token < valkey < valkey_ready < rayservice < ready
+    assert secret < token < valkey_secret < password < valkey < valkey_ready < rayservice < ready
     assert ready > max(i for i, call in enumerate(recorded) if call[0] == "apply")
     shared_token = json.loads((state / "secret-patch.json").read_text())["stringData"]
     assert len(shared_token["shared_token"]) >= 48
     assert shared_token["shared_token"] not in result.stdout + result.stderr
+    valkey_password = json.loads((state / "valkey-secret-patch.json").read_text())["stringData"]
+    assert len(valkey_password["password"]) >= 48
+    assert valkey_password["password"] not in result.stdout + result.stderr
+    assert valkey_password["password"] != shared_token["shared_token"]
 
 
-def test_deploy_never_replaces_an_existing_token(kubectl: Path, state: Path) -> None:
+def test_deploy_fills_only_the_secret_that_is_empty(kubectl: Path, state: Path) -> None:
     (state / "token").write_text("dG9rZW4=")
     result = make("deploy-workspace", kubectl, state)
     assert result.returncode == 0, result.stderr
     assert "workspace-auth: shared_token is set" in result.stdout
-    assert not any(call[0] == "patch" for call in calls(state))
+    assert "workspace-valkey: generated a new password" in result.stdout
+    patches = [call[call.index("patch") :] for call in calls(state) if "patch" in call]
+    assert [call[1:3] for call in patches] == [["secret", "workspace-valkey"]]
+
+
+def test_deploy_never_replaces_an_existing_token_or_password(kubectl: Path, state: Path) -> None:
+    (state / "token").write_text("dG9rZW4=")
+    (state / "valkey-password").write_text("cGFzc3dvcmQ=")
+    result = make("deploy-workspace", kubectl, state)
+    assert result.returncode == 0, result.stderr
+    assert "workspace-auth: shared_token is set" in result.stdout
+    assert "workspace-valkey: password is set" in result.stdout
+    assert not any("patch" in call for call in calls(state))
 
 
 def test_deploy_applies_the_monitoring_objects_where_the_operator_is(
@@ -133,16 +151,23 @@ def test_deploy_stops_at_the_first_failing_apply(kubectl: Path, state: Path) -> 
     assert not any("wait" in call for call in calls(state))
 
 
-def test_undeploy_keeps_the_namespace_the_volumes_and_the_token(kubectl: Path, state: Path) -> None:
+def test_undeploy_keeps_the_namespace_the_volumes_and_the_secrets(
+    kubectl: Path, state: Path
+) -> None:
     result = make("undeploy-workspace", kubectl, state)
     assert result.returncode == 0, result.stderr
     deleted = [call[call.index("-f") + 1] for call in calls(state) if "-f" in call]
-    kept = ("-namespace.yaml", "-storage.yaml", "-secret-workspace-auth.yaml")
+    kept = (
+        "-namespace.yaml",
+        "-storage.yaml",
+        "-secret-workspace-auth.yaml",
+        "-secret-workspace-valkey.yaml",
+    )
     assert deleted == [*RULE_FILES, *(f for f in reversed(DEPLOY_FILES) if not f.endswith(kept))]
     assert not any("pvc" in call for call in calls(state))
 
 
-def test_undeploy_with_purge_removes_volumes_and_token_but_not_the_namespace(
+def test_undeploy_with_purge_removes_volumes_and_secrets_but_not_the_namespace(
     kubectl: Path, state: Path
 ) -> None:
     result = make("undeploy-workspace", kubectl, state, "PURGE=1")

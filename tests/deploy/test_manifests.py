@@ -1,7 +1,8 @@
 """Every object in deploy/ is a valid Kubernetes 1.34 object (the `kubernetes-validate` schemas,
 strict: unknown fields are errors), lives in the fleet's namespace, and the objects fit together:
-the Secret holds no token, the workspace volume is shared, Valkey persists, the disruption budget
-and the monitors select what they are meant to."""
+the Secrets hold no token or password, the workspace volume is shared, Valkey persists and
+requires the password of its Secret (the one the Ray containers get), the disruption budget and
+the monitors select what they are meant to."""
 
 from __future__ import annotations
 
@@ -86,9 +87,40 @@ def test_every_object_is_in_the_fleet_namespace_and_named_once() -> None:
     assert find("Namespace", NAMESPACE)
 
 
-def test_the_auth_secret_carries_no_token() -> None:
-    secret = find("Secret", "workspace-auth")
+@pytest.mark.parametrize("name", ["workspace-auth", "workspace-valkey"])
+def test_the_secrets_carry_no_value(name: str) -> None:
+    secret = find("Secret", name)
     assert "data" not in secret and "stringData" not in secret
+
+
+def test_valkey_requires_the_password_of_its_secret() -> None:
+    (container,) = find("StatefulSet", "workspace-valkey")["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    assert args.count("--requirepass") == 1
+    reference = re.fullmatch(r"\$\((\w+)\)", args[args.index("--requirepass") + 1])
+    assert reference, "the password must come from the environment, expanded by the kubelet"
+    env = {item["name"]: item for item in container["env"]}
+    source = env[reference.group(1)]["valueFrom"]["secretKeyRef"]
+    assert source == {"name": "workspace-valkey", "key": "password"}
+    assert find("Secret", source["name"])
+    # The Ray containers that talk to Valkey authenticate with that same key.
+    for name, group in groups(rayservice()).items():
+        ray_env = {item["name"]: item for item in ray_container(group)["env"]}
+        if "VALKEY_PASSWORD" in ray_env:
+            assert ray_env["VALKEY_PASSWORD"]["valueFrom"]["secretKeyRef"] == source, name
+    assert "--protected-mode" not in args  # moot with a password; never turned off again
+
+
+def test_valkey_readiness_authenticates_without_the_password_in_arguments() -> None:
+    (container,) = find("StatefulSet", "workspace-valkey")["spec"]["template"]["spec"]["containers"]
+    probe = " ".join(container["readinessProbe"]["exec"]["command"])
+    assert "valkey-cli ping" in probe and "PONG" in probe
+    assert " -a " not in probe and "--pass" not in probe and "$VALKEY_PASSWORD" not in probe
+    env = {item["name"]: item for item in container["env"]}
+    assert env["REDISCLI_AUTH"]["valueFrom"]["secretKeyRef"] == {
+        "name": "workspace-valkey",
+        "key": "password",
+    }
 
 
 def test_the_workspace_volume_is_shared_by_every_pod() -> None:

@@ -14,6 +14,8 @@ import pytest
 from tests.deploy.manifests import NAMESPACE, find, groups, of_kind, rayservice, selects
 
 RUNNER = {"app": "workspace-session", "workspace_id": "session-1", "workspace_tenant": "t"}
+# The Ray groups whose containers get VALKEY_PASSWORD (tests/deploy/test_rayservice.py checks).
+SECRET_GROUPS = ("head", "cpu")
 NAMESPACE_LABELS = {"kubernetes.io/metadata.name": NAMESPACE}
 KUBE_SYSTEM = {"kubernetes.io/metadata.name": "kube-system"}
 
@@ -123,7 +125,8 @@ def test_ray_pods_reach_what_ray_and_the_application_need(group: str) -> None:
     for other in ray_pods().values():
         for port in (6379, 8265, 10001, 50053, 52365, 8080, 23456):  # GCS ... a worker port
             assert may_connect(pod, Peer(other), port), (other, port)
-    assert may_connect(pod, valkey_pod(), 6379)
+    # Only the pods whose containers hold Valkey's password may open it (not the GPU workers).
+    assert may_connect(pod, valkey_pod(), 6379) is (group in SECRET_GROUPS)
     assert may_connect(pod, Peer({"k8s-app": "kube-dns"}, KUBE_SYSTEM), 53, "UDP")
     assert may_connect(pod, Peer(ip="140.82.112.3"), 443)  # git over HTTPS
     assert may_connect(pod, Peer(ip="10.96.0.1"), 6443)  # the API server, for the autoscaler
@@ -145,7 +148,22 @@ def test_runner_pods_reach_neither_ray_nor_the_state_store() -> None:
     assert not may_connect(RUNNER, Peer(ip="140.82.112.3"), 80)
 
 
-def test_only_ray_pods_may_open_valkey() -> None:
-    assert may_connect(ray_pods()["cpu"], valkey_pod(), 6379)
+def test_only_the_ray_pods_holding_its_password_may_open_valkey() -> None:
+    for name, labels in ray_pods().items():
+        assert may_connect(labels, valkey_pod(), 6379) is (name in SECRET_GROUPS), name
+        assert not may_connect(labels, valkey_pod(), 6380), name  # Valkey's port only
+    assert not may_connect(RUNNER, valkey_pod(), 6379)
     assert not may_connect({"app": "vllm-server"}, valkey_pod(), 6379)  # unrestricted egress
+    # A pod that copies a Ray pod's `app` label but is not in a Ray group of the service.
+    assert not may_connect({"app": "workspace"}, valkey_pod(), 6379)
     assert may_connect({"app": "vllm-server"}, Peer(ray_pods()["cpu"]), 50053)
+
+
+def test_valkey_ingress_names_groups_that_exist() -> None:
+    """The policy selects KubeRay's group label: a renamed group would silently lose Valkey."""
+    (rule,) = find("NetworkPolicy", "workspace-valkey-ingress")["spec"]["ingress"]
+    (peer,) = rule["from"]
+    (expression,) = peer["podSelector"]["matchExpressions"]
+    assert expression["key"] == "ray.io/group"
+    labels = {name: pod["ray.io/group"] for name, pod in ray_pods().items()}
+    assert sorted(expression["values"]) == sorted(labels[name] for name in SECRET_GROUPS)

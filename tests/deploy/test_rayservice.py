@@ -1,6 +1,9 @@
 """The RayService: valid against KubeRay v1.7's CRD, serving ray_config/cluster.yaml (parsed by
-Ray's own schema) on port 50053 in every group, GPU executors on the GPU group, and the
-application's settings from the environment of every Ray container."""
+Ray's own schema) on port 50053 in every group, GPU executors on the GPU group, the application's
+settings from the environment of every Ray container, the secrets only in the containers of the
+groups whose replicas need them (placement computed with the resources Ray's own KubeRay
+autoscaler reads from each group), and the worker pods set up for the bubblewrap tool sandbox
+with nothing more than it needs."""
 
 from __future__ import annotations
 
@@ -15,6 +18,9 @@ import jsonschema
 import pytest
 import ray
 import yaml
+from ray.autoscaler._private.kuberay.autoscaling_config import (
+    _get_ray_resources_from_group_spec,
+)
 from ray.serve.schema import ServeDeploySchema
 
 from serve_app.config import Settings
@@ -31,6 +37,13 @@ from tests.deploy.manifests import (
 
 CLUSTER_CONFIG = REPO / "ray_config" / "cluster.yaml"
 SERVE_PORT = 50053
+# Each secret, the Secret and key it comes from, and the deployments that read it.
+SECRETS = {
+    "WORKSPACE_AUTH_SHARED_TOKEN": ("workspace-auth", "shared_token", {"Ingress"}),
+    "VALKEY_PASSWORD": ("workspace-valkey", "password", {"SessionManager"}),
+}
+# Groups that start tool sandboxes: ToolExecutor (every command tool), SessionManager (clones).
+SANDBOX_GROUPS = ("cpu", "gpu")
 
 
 def serve_config() -> ServeDeploySchema:
@@ -157,9 +170,62 @@ def test_the_gpu_group_lands_on_the_rtx_3090_nodes() -> None:
     ]
 
 
-def test_every_ray_container_has_the_same_environment() -> None:
+def without_secrets(env: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [item for item in env if item["name"] not in SECRETS]
+
+
+def test_every_ray_container_has_the_same_settings() -> None:
     environments = [ray_container(g)["env"] for g in groups(rayservice()).values()]
-    assert all(env == environments[0] for env in environments)
+    assert all(without_secrets(env) == without_secrets(environments[0]) for env in environments)
+    assert not any("valueFrom" in item for item in without_secrets(environments[0]))
+
+
+def node_resources() -> dict[str, dict[str, float]]:
+    """Each group's Ray resources, as the KubeRay autoscaler (and `ray start`) sees them."""
+    return {
+        name: _get_ray_resources_from_group_spec(group, name == "head")
+        for name, group in groups(rayservice()).items()
+    }
+
+
+def hosts(deployment: Any) -> set[str]:
+    """The groups on whose pods a replica of `deployment` can be placed."""
+    options = deployment.ray_actor_options
+    wanted = {"CPU": options.num_cpus or 0, "GPU": options.num_gpus or 0, **options.resources}
+    return {
+        name
+        for name, offered in node_resources().items()
+        if all(amount <= offered.get(resource, 0) for resource, amount in wanted.items())
+    }
+
+
+def test_the_secret_groups_are_offered_by_the_cpu_workers_only() -> None:
+    resources = node_resources()
+    assert resources["cpu"]["workspace_secrets"] >= 1
+    assert "workspace_secrets" not in resources["head"]
+    assert "workspace_secrets" not in resources["gpu"]
+
+
+def test_each_deployment_lands_only_where_its_secrets_are() -> None:
+    found = deployments()
+    assert hosts(found["Ingress"]) == hosts(found["SessionManager"]) == {"cpu"}
+    assert hosts(found["ToolExecutor"]) == {"gpu"}
+    for name, group in groups(rayservice()).items():
+        env = env_of(ray_container(group))
+        placed = {deployment for deployment, d in found.items() if name in hosts(d)}
+        for variable, (secret, key, readers) in SECRETS.items():
+            needed = name == "head" or bool(placed & readers)  # the head builds the application
+            assert (variable in env) is needed, (name, variable)
+            if needed:
+                assert env[variable] == {"secretKeyRef": {"name": secret, "key": key}}
+                assert find("Secret", secret)
+
+
+def test_the_gpu_workers_where_tools_run_hold_no_secret() -> None:
+    gpu = ray_container(groups(rayservice())["gpu"])
+    assert not any("valueFrom" in item or "envFrom" in item for item in gpu["env"])
+    assert "envFrom" not in gpu
+    assert hosts(deployments()["ToolExecutor"]) == {"gpu"}
 
 
 def settings_from(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Settings:
@@ -179,8 +245,13 @@ def test_the_environment_configures_the_application_for_the_cluster(
     token = env.pop("WORKSPACE_AUTH_SHARED_TOKEN")
     assert token == {"secretKeyRef": {"name": "workspace-auth", "key": "shared_token"}}
     assert find("Secret", token["secretKeyRef"]["name"])
-    settings = settings_from({**env, "WORKSPACE_AUTH_SHARED_TOKEN": "from-the-secret"}, monkeypatch)
+    password = env.pop("VALKEY_PASSWORD")
+    assert password == {"secretKeyRef": {"name": "workspace-valkey", "key": "password"}}
+    secrets = {"WORKSPACE_AUTH_SHARED_TOKEN": "from-the-secret", "VALKEY_PASSWORD": "valkey-pw"}
+    settings = settings_from({**env, **secrets}, monkeypatch)
     assert settings.auth_mode == "trusted_headers"
+    assert settings.valkey_password.get_secret_value() == "valkey-pw"
+    assert settings.sandbox == "bubblewrap"
     assert settings.session_store_backend == settings.invocation_store_backend == "valkey"
     host, port = settings.valkey_address
     valkey = find("Service", "workspace-valkey")
@@ -224,6 +295,38 @@ def test_the_workers_run_as_workspace_runtime_without_its_token() -> None:
             assert spec["automountServiceAccountToken"] is False, name
         assert spec["securityContext"]["runAsNonRoot"] is True
         assert ray_container(group)["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_the_worker_pods_get_exactly_what_the_sandbox_needs() -> None:
+    for name in SANDBOX_GROUPS:
+        spec = groups(rayservice())[name]["template"]["spec"]
+        context = ray_container(groups(rayservice())[name])["securityContext"]
+        # bubblewrap: user namespaces and mounts past seccomp and AppArmor, a fresh /proc.
+        assert context["seccompProfile"]["type"] in ("Unconfined", "Localhost"), name
+        assert context["appArmorProfile"]["type"] in ("Unconfined", "Localhost"), name
+        assert context["procMount"] == "Unmasked", name
+        assert spec["hostUsers"] is False, name  # Kubernetes allows Unmasked only so
+        # and nothing more: not privileged, no capability, no privilege escalation, not root.
+        assert context.get("privileged", False) is False, name
+        assert context["allowPrivilegeEscalation"] is False, name
+        assert context["capabilities"] == {"drop": ["ALL"]}, name
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["securityContext"]["runAsUser"] != 0, name
+        assert "runAsUser" not in context and "runAsNonRoot" not in context, name
+        for other in ("hostPID", "hostIPC", "hostNetwork", "shareProcessNamespace"):
+            assert not spec.get(other), (name, other)
+
+
+def test_the_head_starts_no_sandbox_and_keeps_the_runtime_defaults() -> None:
+    head = groups(rayservice())["head"]
+    spec = head["template"]["spec"]
+    context = ray_container(head)["securityContext"]
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for relaxed in ("seccompProfile", "appArmorProfile", "procMount", "privileged"):
+        assert relaxed not in context, relaxed
+    assert "hostUsers" not in spec
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
 
 
 def test_every_ray_pod_carries_the_label_the_policies_select() -> None:

@@ -180,7 +180,7 @@ def test_every_ray_container_has_the_same_settings() -> None:
     assert not any("valueFrom" in item for item in without_secrets(environments[0]))
 
 
-def node_resources() -> dict[str, dict[str, float]]:
+def node_resources() -> dict[str, dict[str, int]]:
     """Each group's Ray resources, as the KubeRay autoscaler (and `ray start`) sees them."""
     return {
         name: _get_ray_resources_from_group_spec(group, name == "head")

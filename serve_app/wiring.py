@@ -149,7 +149,6 @@ def build_sandbox(settings: Settings, *, check: bool = True) -> Sandbox:
             open_files=settings.sandbox_max_open_files,
         ),
         toolchain_dirs=settings.sandbox_toolchain_dirs or None,
-        visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
     )
     if sandbox.enabled and os.geteuid() == 0 and settings.sandbox_max_processes > 0:
         # Root is exempt from RLIMIT_NPROC: a pids cgroup per sandbox bounds its processes.

@@ -14,7 +14,7 @@ from serve_app.api.app import create_app
 from serve_app.config import Settings
 from serve_app.domain.service import SessionService
 from serve_app.wiring import build_executor, build_session_service
-from tests.support.git_repos import GitDaemon
+from tests.support.git_repos import GitDaemon, GitHttpServer
 from tests.support.valkey import ValkeyServer
 
 
@@ -105,3 +105,10 @@ def git_daemon() -> Iterator[GitDaemon]:
     daemon = GitDaemon()
     yield daemon
     daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def git_http() -> Iterator[GitHttpServer]:
+    server = GitHttpServer()
+    yield server
+    server.stop()

@@ -94,9 +94,7 @@ class ExecutionService:
             ],
         )
 
-    def _runtime(
-        self, request: ExecutionRequest, tool: Tool, deadline: float
-    ) -> WorkspaceRuntime:
+    def _runtime(self, request: ExecutionRequest, tool: Tool, deadline: float) -> WorkspaceRuntime:
         """The session's runtime, by `runtime.kind`."""
         kind = request.session.runtime.kind
         if kind == "local":

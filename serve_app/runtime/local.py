@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
@@ -83,6 +84,7 @@ class LocalRuntime:
         self._env = child_environment(
             home=self._home, workspace=Path(session.workspace_path), service_env=service_env
         )
+        self._mounts = Mounts(workspace=self._root, home=self._home, tmp=self._tmp, network=network)
         if sandbox.enabled:
             self._env["TMPDIR"] = "/tmp"
         else:
@@ -134,12 +136,7 @@ class LocalRuntime:
         if missing is not None:
             return CommandResult(exit_code=-1, output=missing, truncated=False, timed_out=False)
         await self._call(self._prepare)
-        mounts = Mounts(
-            workspace=self._root,
-            home=self._home,
-            tmp=self._tmp,
-            network=self._network if network is None else network,
-        )
+        mounts = replace(self._mounts, network=self._network if network is None else network)
         return await self._sandbox.run(
             argv,
             cwd=directory,
@@ -151,19 +148,27 @@ class LocalRuntime:
         )
 
     def _missing(self, command: str, cwd: Path, env: Mapping[str, str]) -> str | None:
-        """The error for a command that cannot start, as spawning it bare would report it."""
+        """The error for a command that cannot start in the sandbox, worded as spawning it
+        bare would report it."""
         if "/" in command:
             path = Path(command) if os.path.isabs(command) else cwd / command
+            if not self._sandbox.sees(str(path), self._mounts) or not path.exists():
+                return f"cannot start {command}: No such file or directory"
             if os.access(path, os.X_OK) and path.is_file():
                 return None
-            reason = "No such file or directory" if not path.exists() else "Permission denied"
-            return f"cannot start {command}: {reason}"
-        if shutil.which(command, path=env.get("PATH")) is None:
+            return f"cannot start {command}: Permission denied"
+        if self._which(command, env) is None:
             return f"cannot start {command}: No such file or directory"
         return None
 
+    def _which(self, command: str, env: Mapping[str, str]) -> str | None:
+        """`command` on the PATH of the sandbox: directories it does not see do not count."""
+        entries = env.get("PATH", "").split(os.pathsep)
+        seen = [entry for entry in entries if entry and self._sandbox.sees(entry, self._mounts)]
+        return shutil.which(command, path=os.pathsep.join(seen))
+
     async def which(self, command: str) -> str | None:
-        return shutil.which(command, path=self._env.get("PATH"))
+        return self._which(command, self._env)
 
     @contextlib.asynccontextmanager
     async def temp_dir(self, prefix: str) -> AsyncIterator[PurePosixPath]:
@@ -300,7 +305,5 @@ class LocalRuntime:
         skip_dirs: frozenset[str] = SKIPPED_DIRS,
     ) -> SearchResult:
         return await self._call(
-            partial(
-                self._files.search, path, matches, max_results=max_results, skip_dirs=skip_dirs
-            )
+            partial(self._files.search, path, matches, max_results=max_results, skip_dirs=skip_dirs)
         )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import resource
@@ -138,11 +139,15 @@ class Sandbox:
     toolchain_dirs: Sequence[str] | None = None
     """None: derived from the service's environment at each call (`default_toolchain_dirs`)."""
     cgroups: ProcessCgroups | None = None
-    visible_devices: str | None = None
     dev_root: Path = Path("/dev")
     gpu_proc_root: Path = Path("/proc/driver/nvidia/gpus")
     bwrap: str = "bwrap"
     _etc: Path | None = None
+
+    @property
+    def visible_devices(self) -> str | None:
+        """The replica's GPU pinning, which the sandbox exposes: its `CUDA_VISIBLE_DEVICES`."""
+        return os.environ.get("CUDA_VISIBLE_DEVICES")
 
     @property
     def enabled(self) -> bool:
@@ -189,10 +194,11 @@ class Sandbox:
             "--dev",
             "/dev",
             *self._device_binds(),
-            *_binds("--ro-bind", self._toolchains()),
             "--bind",
             str(mounts.tmp),
             "/tmp",
+            # After /tmp, so that a toolchain directory under /tmp is not covered by it.
+            *_binds("--ro-bind", self._toolchains()),
             *_binds("--bind", (str(mounts.tmp), str(mounts.home), str(mounts.workspace))),
             # Nothing but the binds above can be written: the sandbox's own root turns read-only.
             "--remount-ro",
@@ -244,7 +250,16 @@ class Sandbox:
     def _toolchains(self) -> Sequence[str]:
         if self.toolchain_dirs is not None:
             return self.toolchain_dirs
-        return default_toolchain_dirs(os.environ)
+        return _cached_toolchain_dirs(tuple(os.environ.get(name, "") for name in TOOLCHAIN_ENV))
+
+    def sees(self, path: str, mounts: Mounts) -> bool:
+        """Whether `path` (a host path) exists at the same place inside the sandbox."""
+        if not self.enabled:
+            return True
+        real = os.path.realpath(path)
+        mounted = (mounts.workspace, mounts.home, mounts.tmp)
+        roots = (*SYSTEM_DIRS, *self._toolchains(), *map(str, mounted))
+        return any(real == root or real.startswith(root.rstrip("/") + "/") for root in roots)
 
     def _system_binds(self) -> list[str]:
         binds: list[str] = []
@@ -351,6 +366,15 @@ def limit_note(exit_code: int, limits: SandboxLimits) -> str | None:
     if what == "CPU time":
         return f"[sandbox: CPU time limit of {limits.cpu_seconds} s exceeded]"
     return None
+
+
+TOOLCHAIN_ENV = ("PATH", "HOME", "RUSTUP_HOME", "GOROOT", "JAVA_HOME", "PYENV_ROOT")
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_toolchain_dirs(values: tuple[str, ...]) -> tuple[str, ...]:
+    environ = {name: value for name, value in zip(TOOLCHAIN_ENV, values, strict=True) if value}
+    return tuple(default_toolchain_dirs(environ))
 
 
 def default_toolchain_dirs(environ: Mapping[str, str]) -> list[str]:

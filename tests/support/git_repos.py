@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 SETUP_NAME = "Setup Bot"
 SETUP_EMAIL = "setup@example.test"
@@ -143,3 +144,77 @@ class GitDaemon:
     def stop(self) -> None:
         self._process.kill()
         self._process.wait(timeout=10)
+
+
+class GitHttpServer:
+    """Git's smart HTTP protocol on loopback: `git http-backend` (real git, as CGI) behind a
+    small threaded HTTP server, serving every repository on this machine by absolute path, push
+    included. It accepts any credentials and asks for none: it exists so that remotes can carry
+    `user:password@` in their URLs, which git:// does not take. Not modelled: authentication,
+    chunked request bodies (git sends them only past http.postBuffer, 1 MiB)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        backend = self._respond
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                backend(self)
+
+            def do_POST(self) -> None:
+                backend(self)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port: int = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def url(self, repository: Path, credentials: str = "") -> str:
+        userinfo = f"{credentials}@" if credentials else ""
+        return f"http://{userinfo}127.0.0.1:{self.port}{repository}"
+
+    def _respond(self, request: Any) -> None:
+        path, _, query = request.path.partition("?")
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "GIT_PROJECT_ROOT": "/",
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "GIT_CONFIG_PARAMETERS": "'http.receivepack'='true'",
+            "REQUEST_METHOD": request.command,
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "CONTENT_TYPE": request.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(len(body)),
+            "HTTP_CONTENT_ENCODING": request.headers.get("Content-Encoding", ""),
+            "GIT_PROTOCOL": request.headers.get("Git-Protocol", ""),
+            "REMOTE_ADDR": "127.0.0.1",
+        }
+        done = subprocess.run(
+            ["git", "http-backend"], input=body, env=env, capture_output=True, timeout=60
+        )
+        head, _, payload = done.stdout.partition(b"\r\n\r\n")
+        status = 200
+        headers = []
+        for line in head.decode("latin-1").split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.lower() == "status":
+                status = int(value.split()[0])
+            elif name:
+                headers.append((name, value.strip()))
+        request.send_response(status)
+        for name, value in headers:
+            request.send_header(name, value)
+        request.send_header("Content-Length", str(len(payload)))
+        request.end_headers()
+        request.wfile.write(payload)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -74,9 +74,7 @@ async def test_unknown_tool_is_not_found(executor: ExecutionService, session: Se
     assert result.output is None
 
 
-async def test_hanging_tool_times_out_and_its_process_group_is_killed(
-    session: Session
-) -> None:
+async def test_hanging_tool_times_out_and_its_process_group_is_killed(session: Session) -> None:
     service = ExecutionService(build_registry(["tests.support.tools:TOOLS"]))
     seconds = unique_seconds()
     try:

@@ -25,6 +25,7 @@ from tests.support.execution import make_session as support_session
 from tests.support.git_repos import (
     SETUP_EMAIL,
     GitDaemon,
+    GitHttpServer,
     bare_repo,
     clone,
     commit_file,
@@ -1054,9 +1055,14 @@ async def test_pull_conflict_fails_with_git_output(
 
 
 async def test_credentials_in_remote_urls_are_masked(
-    executor: ExecutionService, session: Session, repo: Path, origin: Path
+    executor: ExecutionService,
+    session: Session,
+    repo: Path,
+    origin: Path,
+    git_http: GitHttpServer,
 ) -> None:
-    url = f"file://agent:{SECRET}@localhost{origin}"
+    url = git_http.url(origin, f"agent:{SECRET}")
+    masked = git_http.url(origin, "***")
     setup_git(repo, "remote", "add", "secured", url)
     # git prints its own URLs without credentials; a hook prints the configured URL verbatim.
     install_hook(repo, "pre-push", 'echo "pre-push sees $2"\n')
@@ -1064,26 +1070,30 @@ async def test_credentials_in_remote_urls_are_masked(
     result = await run(executor, session, "git.push", {"remote": "secured", "refspec": "main"})
     assert result.error is None, result.error
     assert SECRET not in everything(result)
-    assert f"pre-push sees file://***@localhost{origin}" in result.output["output"]
+    assert f"pre-push sees {masked}" in result.output["output"]
     assert any("***@" in line.message for line in result.logs)
 
     by_url = await run(executor, session, "git.push", {"remote": url, "refspec": "main:other"})
     assert by_url.error is None, by_url.error
-    assert by_url.output["remote"] == f"file://***@localhost{origin}"
+    assert by_url.output["remote"] == masked
     assert SECRET not in everything(by_url)
 
 
 async def test_credentials_are_masked_in_failures(
-    executor: ExecutionService, session: Session, repo: Path, origin: Path
+    executor: ExecutionService,
+    session: Session,
+    repo: Path,
+    origin: Path,
+    git_http: GitHttpServer,
 ) -> None:
     install_hook(repo, "pre-push", 'echo "refusing $2" >&2\nexit 1\n')
-    setup_git(repo, "remote", "add", "secured", f"file://agent:{SECRET}@localhost{origin}")
+    setup_git(repo, "remote", "add", "secured", git_http.url(origin, f"agent:{SECRET}"))
     result = await fails(
         executor, session, "git.push", {"remote": "secured"}, ErrorCode.EXECUTION_FAILED
     )
-    assert "refusing file://***@localhost" in result.output["output"]
+    assert "refusing http://***@127.0.0.1" in result.output["output"]
     assert SECRET not in everything(result)
-    gone = f"file://agent:{SECRET}@localhost{origin}-missing"
+    gone = git_http.url(Path(f"{origin}-missing"), f"agent:{SECRET}")
     missing = await fails(
         executor, session, "git.fetch", {"remote": gone}, ErrorCode.GIT_REPO_ERROR
     )
@@ -1098,7 +1108,9 @@ def http_repo(session: dict[str, object], tmp_path: Path) -> tuple[Path, Path]:
     return repo_with_origin(workspace, tmp_path / "http-origin.git")
 
 
-def test_http_push_needs_platform_admin_and_approval(client: TestClient, tmp_path: Path) -> None:
+def test_http_push_needs_platform_admin_and_approval(
+    client: TestClient, tmp_path: Path, git_daemon: GitDaemon
+) -> None:
     developer = open_session(client)
     workspace, origin = http_repo(developer, tmp_path)
     commit_file(workspace, "a.txt", "a\n")
@@ -1114,6 +1126,7 @@ def test_http_push_needs_platform_admin_and_approval(client: TestClient, tmp_pat
     admin = open_session(client, principal=principal(roles=["platform_admin"]))
     admin_workspace = Path(str(admin["workspace_path"]))
     clone(origin, admin_workspace)
+    setup_git(admin_workspace, "remote", "set-url", "origin", git_daemon.url(origin))
     pushed = commit_file(admin_workspace, "b.txt", "b\n")
     status, body = invoke(client, admin["id"], "git.push", {"refspec": "main"})
     assert status == 428

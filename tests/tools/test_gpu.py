@@ -59,9 +59,10 @@ def bin_dir(tmp_path: Path) -> Path:
 
 
 def fake_nvidia_smi(bin_dir: Path, script: str) -> Path:
-    """An executable named nvidia-smi; it records its arguments in `args.txt` beside it."""
+    """An executable named nvidia-smi; it records its arguments in `args.txt` in the session's
+    HOME (its own directory is read-only inside the sandbox)."""
     path = bin_dir / "nvidia-smi"
-    path.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > '{bin_dir / 'args.txt'}'\n{script}\n")
+    path.write_text(f'#!/bin/sh\nprintf \'%s\\n\' "$@" > "$HOME/args.txt"\n{script}\n')
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path
 
@@ -134,7 +135,8 @@ async def test_lists_devices_and_which_the_replica_may_use(
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
     result = await gpu_info(executor, session)
     assert result.error is None, result.error
-    assert (bin_dir / "args.txt").read_text().split() == [
+    home = Path(session.workspace_path).parent / "home"
+    assert (home / "args.txt").read_text().split() == [
         "--query-gpu=index,name,memory.total,uuid",
         "--format=csv,noheader",
     ]
@@ -238,37 +240,33 @@ def test_parse_device_nodes_keeps_only_nvidia_entries() -> None:
     assert parse_device_nodes("") == []
 
 
+@pytest.mark.parametrize(
+    ("pinned", "nodes"),
+    [
+        ("1", ["/dev/nvidia-uvm", "/dev/nvidia1", "/dev/nvidiactl"]),
+        ("", []),
+    ],
+)
 async def test_device_nodes_are_the_ones_the_sandbox_shows(
-    session: Session, tmp_path: Path
+    session: Session,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    pinned: str,
+    nodes: list[str],
 ) -> None:
-    """A replica pinned to GPU 1 sees that GPU's node and the control nodes, nothing else (stand-in
-    device nodes; without the driver's procfs index N is minor N)."""
+    """A replica pinned to GPU 1 sees that GPU's node and the control nodes, nothing else; one
+    without GPUs sees none (stand-in device nodes; without the driver's procfs index N is
+    minor N)."""
     dev = tmp_path / "dev"
     dev.mkdir()
     for name in ("nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm", "null"):
         (dev / name).write_text("")
-    sandbox = Sandbox(visible_devices="1", dev_root=dev, gpu_proc_root=tmp_path / "no-driver")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", pinned)
+    sandbox = Sandbox(dev_root=dev, gpu_proc_root=tmp_path / "no-driver")
     service = ExecutionService(build_registry(), sandbox=sandbox)
     try:
         result = await gpu_info(service, session)
     finally:
         service.close()
-    assert result.output["cuda_visible_devices"] == "1"
-    assert result.output["device_nodes"] == ["/dev/nvidia-uvm", "/dev/nvidia1", "/dev/nvidiactl"]
-
-
-async def test_a_replica_without_gpus_sees_no_device_nodes(
-    session: Session, tmp_path: Path
-) -> None:
-    dev = tmp_path / "dev"
-    dev.mkdir()
-    for name in ("nvidia0", "nvidiactl"):
-        (dev / name).write_text("")
-    sandbox = Sandbox(visible_devices="", dev_root=dev, gpu_proc_root=tmp_path / "no-driver")
-    service = ExecutionService(build_registry(), sandbox=sandbox)
-    try:
-        result = await gpu_info(service, session)
-    finally:
-        service.close()
-    assert result.output["cuda_visible_devices"] == ""
-    assert result.output["device_nodes"] == []
+    assert result.output["cuda_visible_devices"] == pinned
+    assert result.output["device_nodes"] == nodes

@@ -210,19 +210,25 @@ def tool_names(http: httpx.Client, base: str, session: str) -> set[str]:
     return {tool["name"] for tool in response.json()["tools"]}
 
 
+def time_call(http: httpx.Client, url: str, args: dict[str, object], check: str) -> float:
+    """Seconds for one invocation, which must answer 200 with `check` in its answer."""
+    began = time.perf_counter()
+    response = http.post(url, json={"args": args})
+    elapsed = time.perf_counter() - began
+    payload = response.json()
+    if response.status_code != 200:
+        raise RuntimeError(f"{url} answered {response.status_code}: {payload}")
+    if check not in json.dumps(payload):
+        raise RuntimeError(f"{url}: {check!r} not in the answer")
+    return elapsed
+
+
 def time_http(
     http: httpx.Client, url: str, args: dict[str, object], count: int, check: str
 ) -> list[float]:
     samples = []
     for index in range(count + max(3, count // 10)):
-        began = time.perf_counter()
-        response = http.post(url, json={"args": args})
-        elapsed = time.perf_counter() - began
-        payload = response.json()
-        if response.status_code != 200:
-            raise RuntimeError(f"{url} answered {response.status_code}: {payload}")
-        if check not in json.dumps(payload):
-            raise RuntimeError(f"{url}: {check!r} not in the answer")
+        elapsed = time_call(http, url, args, check)
         if index >= max(3, count // 10):
             samples.append(elapsed)
     return samples
@@ -368,14 +374,7 @@ def time_http_alternating(
     for index in range(count + warm_up):
         order = list(urls.items()) if index % 2 == 0 else list(reversed(urls.items()))
         for key, url in order:
-            began = time.perf_counter()
-            response = http.post(url, json={"args": args})
-            elapsed = time.perf_counter() - began
-            payload = response.json()
-            if response.status_code != 200:
-                raise RuntimeError(f"{url} answered {response.status_code}: {payload}")
-            if check not in json.dumps(payload):
-                raise RuntimeError(f"{url}: {check!r} not in the answer")
+            elapsed = time_call(http, url, args, check)
             if index >= warm_up:
                 samples[key].append(elapsed)
     return samples

@@ -13,7 +13,6 @@ from pathlib import Path
 from serve_app.domain.errors import ErrorCode, ServiceError, invalid_argument
 from serve_app.domain.ids import is_safe_id
 from serve_app.domain.models import Principal, Runtime, Session
-from serve_app.execution.process import child_environment
 from serve_app.runtime.local import ensure_dir
 from serve_app.runtime.sandbox import Mounts, Sandbox
 
@@ -63,17 +62,16 @@ class LocalWorkspaceManager:
         except FileExistsError:
             raise ServiceError(ErrorCode.ALREADY_EXISTS, "session already exists") from None
         repo = session_dir / "repo"
-        owner = self._sandbox.owner
         try:
             for name in ("home", "tmp"):
-                ensure_dir(session_dir / name, owner)
+                ensure_dir(session_dir / name)
             if source is not None:
-                await asyncio.to_thread(_copy_source, source, repo, owner)
+                await asyncio.to_thread(_copy_source, source, repo)
             elif repo_url:
-                ensure_dir(repo, owner)
+                ensure_dir(repo)
                 await self._clone(repo_url, repo_ref, repo, session_dir)
             else:
-                ensure_dir(repo, owner)
+                ensure_dir(repo)
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, session_dir, True)
             raise
@@ -99,14 +97,12 @@ class LocalWorkspaceManager:
             argv += ["--branch", ref]
         argv += ["--", url, str(repo)]
         home, tmp = session_dir / "home", session_dir / "tmp"
-        env = child_environment(home=home, workspace=repo)
-        env["TMPDIR"] = "/tmp" if self._sandbox.enabled else str(tmp)
         mounts = Mounts(workspace=repo, home=home, tmp=tmp, network=True)
         result = await self._sandbox.run(
             argv,
             mounts=mounts,
             cwd=repo,
-            env=env,
+            env=self._sandbox.environment(mounts),
             timeout=self._clone_timeout,
             output_limit=CLONE_OUTPUT_LIMIT,
         )
@@ -123,19 +119,16 @@ class LocalWorkspaceManager:
         await asyncio.to_thread(shutil.rmtree, session_dir, True)
 
 
-def _copy_source(source: Path, destination: Path, owner: tuple[int, int] | None = None) -> None:
-    """Copy directories and regular files with their modes; symlinks and devices are skipped.
-    Everything copied belongs to `owner` when given (the sandbox's uid)."""
+def _copy_source(source: Path, destination: Path) -> None:
+    """Copy directories and regular files with their modes; symlinks and devices are skipped."""
     files = total = 0
     destination.mkdir()
-    _own(destination, owner)
     for directory, dirnames, filenames in os.walk(source, followlinks=False):
         relative = Path(directory).relative_to(source)
         target = destination / relative
         for name in dirnames:
             if not os.path.islink(os.path.join(directory, name)):
                 (target / name).mkdir(exist_ok=True)
-                _own(target / name, owner)
         for name in filenames:
             path = Path(directory) / name
             info = path.lstat()
@@ -149,11 +142,5 @@ def _copy_source(source: Path, destination: Path, owner: tuple[int, int] | None 
                 )
             shutil.copyfile(path, target / name, follow_symlinks=False)
             os.chmod(target / name, stat.S_IMODE(info.st_mode))
-            _own(target / name, owner)
         shutil.copymode(directory, target)
         dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(directory, d))]
-
-
-def _own(path: Path, owner: tuple[int, int] | None) -> None:
-    if owner is not None:
-        os.chown(path, *owner, follow_symlinks=False)

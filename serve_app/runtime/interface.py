@@ -85,7 +85,11 @@ class CommandRunner(Protocol):
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
         env: Mapping[str, str] | None = None,
         network: bool | None = None,
-    ) -> CommandResult: ...
+    ) -> CommandResult:
+        """Run `argv` (never through a shell) in the workspace (or `cwd`, which must lie inside
+        it), with the session's scrubbed environment plus `env`. `network=None` takes the
+        calling capability's declaration. Exit code 124 marks a timeout, -1 a command that could
+        not be started (its output then starts with "cannot start ")."""
 
 
 class WorkspaceRuntime(Protocol):
@@ -102,21 +106,9 @@ class WorkspaceRuntime(Protocol):
     def visible_devices(self) -> str | None:
         """The GPUs this runtime's processes may use (`CUDA_VISIBLE_DEVICES`), None when unset."""
 
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        cwd: PurePosixPath | str | None = None,
-        timeout: float,
-        stdin: bytes | None = None,
-        output_limit: int = DEFAULT_OUTPUT_LIMIT,
-        env: Mapping[str, str] | None = None,
-        network: bool | None = None,
-    ) -> CommandResult:
-        """Run `argv` (never through a shell) in the workspace (or `cwd`, which must lie inside
-        it), with the session's scrubbed environment plus `env`. `network=None` takes the
-        calling capability's declaration. Exit code 124 marks a timeout, -1 a command that could
-        not be started (its output then starts with "cannot start ")."""
+    @property
+    def run(self) -> CommandRunner:
+        """Runs a command in the workspace (see `CommandRunner`)."""
 
     async def which(self, command: str) -> str | None:
         """Where `command` is found on the PATH commands run with, or None."""

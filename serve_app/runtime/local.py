@@ -9,30 +9,24 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from serve_app.domain.errors import invalid_argument
 from serve_app.domain.models import Session
-from serve_app.domain.paths import WorkspacePath
-from serve_app.execution.process import child_environment
 from serve_app.runtime.interface import (
     DEFAULT_OUTPUT_LIMIT,
-    SKIPPED_DIRS,
     CommandResult,
-    FileContent,
-    FileInfo,
-    FileKind,
-    Listing,
-    SearchResult,
 )
 from serve_app.runtime.local_files import LocalFiles
 from serve_app.runtime.sandbox import Mounts, Sandbox
 
 T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
 Blocking = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 
@@ -45,13 +39,21 @@ def session_dirs(workspace: Path) -> tuple[Path, Path]:
     return workspace.parent / "home", workspace.parent / "tmp"
 
 
-def ensure_dir(path: Path, owner: tuple[int, int] | None) -> None:
-    try:
-        path.mkdir(mode=0o700)
-    except FileExistsError:
-        return
-    if owner is not None:
-        os.chown(path, *owner, follow_symlinks=False)
+def ensure_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, exist_ok=True)
+
+
+def _offloaded(
+    operation: Callable[Concatenate[LocalFiles, P], R],
+) -> Callable[Concatenate[LocalRuntime, P], Coroutine[Any, Any, R]]:
+    """A `LocalFiles` operation as a coroutine method of the runtime, run on its thread pool."""
+
+    async def call(runtime: LocalRuntime, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await runtime._call(partial(operation, runtime._files, *args, **kwargs))
+
+    call.__name__ = operation.__name__
+    call.__doc__ = operation.__doc__
+    return call
 
 
 class LocalRuntime:
@@ -67,9 +69,7 @@ class LocalRuntime:
         network: bool = False,
         blocking: Blocking = _in_thread,
         check_deadline: Callable[[], None] | None = None,
-        service_env: Mapping[str, str] | None = None,
     ) -> None:
-        self._session = session
         self._sandbox = sandbox
         self._network = network
         self._blocking = blocking
@@ -78,17 +78,10 @@ class LocalRuntime:
         self._files = LocalFiles(
             Path(session.workspace_path),
             session.allowed_paths,
-            owner=sandbox.owner,
             deadline=check_deadline,
         )
-        self._env = child_environment(
-            home=self._home, workspace=Path(session.workspace_path), service_env=service_env
-        )
         self._mounts = Mounts(workspace=self._root, home=self._home, tmp=self._tmp, network=network)
-        if sandbox.enabled:
-            self._env["TMPDIR"] = "/tmp"
-        else:
-            self._env["TMPDIR"] = str(self._tmp)
+        self._env = sandbox.environment(self._mounts)
 
     @property
     def workspace(self) -> PurePosixPath:
@@ -114,8 +107,8 @@ class LocalRuntime:
         raise invalid_argument("working directory is outside the workspace")
 
     def _prepare(self) -> None:
-        ensure_dir(self._home, self._sandbox.owner)
-        ensure_dir(self._tmp, self._sandbox.owner)
+        ensure_dir(self._home)
+        ensure_dir(self._tmp)
 
     async def run(
         self,
@@ -174,10 +167,7 @@ class LocalRuntime:
     async def temp_dir(self, prefix: str) -> AsyncIterator[PurePosixPath]:
         def create() -> str:
             self._prepare()
-            path = tempfile.mkdtemp(prefix=prefix, dir=self._tmp)
-            if self._sandbox.owner is not None:
-                os.chown(path, *self._sandbox.owner)
-            return path
+            return tempfile.mkdtemp(prefix=prefix, dir=self._tmp)
 
         path = await self._call(create)
         try:
@@ -185,125 +175,16 @@ class LocalRuntime:
         finally:
             await self._call(partial(shutil.rmtree, path, True))
 
-    # files ----------------------------------------------------------------------------------
+    # files: LocalFiles' operations, each on the thread pool ------------------------------------
 
-    async def resolve(self, user_path: str, *, follow_final: bool = True) -> WorkspacePath:
-        return await self._call(partial(self._files.resolve, user_path, follow_final=follow_final))
-
-    async def stat(self, path: WorkspacePath) -> FileInfo | None:
-        return await self._call(partial(self._files.stat, path))
-
-    async def read_file(self, path: WorkspacePath, *, max_bytes: int) -> FileContent:
-        return await self._call(partial(self._files.read_file, path, max_bytes=max_bytes))
-
-    async def write_file(
-        self,
-        path: WorkspacePath,
-        data: bytes,
-        *,
-        create_parents: bool = True,
-        mode: int | None = None,
-    ) -> None:
-        await self._call(
-            partial(self._files.write_file, path, data, create_parents=create_parents, mode=mode)
-        )
-
-    async def list_dir(
-        self,
-        path: WorkspacePath,
-        *,
-        recursive: bool = False,
-        max_entries: int,
-        skip_dirs: frozenset[str] = SKIPPED_DIRS,
-    ) -> Listing:
-        return await self._call(
-            partial(
-                self._files.list_dir,
-                path,
-                recursive=recursive,
-                max_entries=max_entries,
-                skip_dirs=skip_dirs,
-            )
-        )
-
-    async def walk_files(
-        self,
-        path: WorkspacePath,
-        *,
-        recursive: bool = True,
-        max_files: int,
-        skip_dirs: frozenset[str] = SKIPPED_DIRS,
-    ) -> Listing:
-        return await self._call(
-            partial(
-                self._files.walk_files,
-                path,
-                recursive=recursive,
-                max_files=max_files,
-                skip_dirs=skip_dirs,
-            )
-        )
-
-    async def mkdir(
-        self, path: WorkspacePath, *, parents: bool = True, mode: int = 0o755, exist_ok: bool = True
-    ) -> bool:
-        return await self._call(
-            partial(self._files.mkdir, path, parents=parents, mode=mode, exist_ok=exist_ok)
-        )
-
-    async def move(
-        self,
-        source: WorkspacePath,
-        destination: WorkspacePath,
-        *,
-        overwrite: bool = False,
-        create_parents: bool = True,
-    ) -> None:
-        await self._call(
-            partial(
-                self._files.move,
-                source,
-                destination,
-                overwrite=overwrite,
-                create_parents=create_parents,
-            )
-        )
-
-    async def copy(
-        self,
-        source: WorkspacePath,
-        destination: WorkspacePath,
-        *,
-        recursive: bool = False,
-        overwrite: bool = False,
-        create_parents: bool = True,
-    ) -> FileKind:
-        return await self._call(
-            partial(
-                self._files.copy,
-                source,
-                destination,
-                recursive=recursive,
-                overwrite=overwrite,
-                create_parents=create_parents,
-            )
-        )
-
-    async def delete(
-        self, path: WorkspacePath, *, recursive: bool = False, missing_ok: bool = False
-    ) -> bool:
-        return await self._call(
-            partial(self._files.delete, path, recursive=recursive, missing_ok=missing_ok)
-        )
-
-    async def search(
-        self,
-        path: WorkspacePath,
-        matches: Callable[[str], bool],
-        *,
-        max_results: int,
-        skip_dirs: frozenset[str] = SKIPPED_DIRS,
-    ) -> SearchResult:
-        return await self._call(
-            partial(self._files.search, path, matches, max_results=max_results, skip_dirs=skip_dirs)
-        )
+    resolve = _offloaded(LocalFiles.resolve)
+    stat = _offloaded(LocalFiles.stat)
+    read_file = _offloaded(LocalFiles.read_file)
+    write_file = _offloaded(LocalFiles.write_file)
+    list_dir = _offloaded(LocalFiles.list_dir)
+    walk_files = _offloaded(LocalFiles.walk_files)
+    mkdir = _offloaded(LocalFiles.mkdir)
+    move = _offloaded(LocalFiles.move)
+    copy = _offloaded(LocalFiles.copy)
+    delete = _offloaded(LocalFiles.delete)
+    search = _offloaded(LocalFiles.search)

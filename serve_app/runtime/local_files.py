@@ -3,8 +3,7 @@
 The synchronous half of the local runtime: `LocalRuntime` runs these on a thread pool. Every
 path is a `WorkspacePath` resolved by `resolve`; files are opened with O_NOFOLLOW on the resolved
 real path, so a symlink swapped in after the check is not followed either, and walks never follow
-symlinks. When the service runs as root and tool processes run sandboxed as an unprivileged user,
-`owner` is that user: everything created here is handed to it, so the tools can change it later.
+symlinks.
 """
 
 from __future__ import annotations
@@ -58,6 +57,15 @@ def _lstat(path: Path) -> os.stat_result | None:
         return None
 
 
+def _existing(path: WorkspacePath) -> tuple[Path, os.stat_result]:
+    """The entry itself (never through a final symlink), or `not_found`."""
+    real = Path(path.real)
+    info = _lstat(real)
+    if info is None:
+        raise not_found(f"path not found: {path.requested}")
+    return real, info
+
+
 def _is_within(path: PurePath, ancestor: PurePath) -> bool:
     return path == ancestor or ancestor in path.parents
 
@@ -75,13 +83,11 @@ class LocalFiles:
         workspace: Path,
         allowed_paths: list[str],
         *,
-        owner: tuple[int, int] | None = None,
         deadline: Callable[[], None] | None = None,
     ) -> None:
         self._workspace = workspace
         self._allowed_paths = list(allowed_paths)
         self._root = Path(os.path.realpath(workspace))
-        self._owner = owner
         self._deadline = deadline
 
     # helpers ------------------------------------------------------------------------------------
@@ -89,10 +95,6 @@ class LocalFiles:
     def _check_deadline(self) -> None:
         if self._deadline is not None:
             self._deadline()
-
-    def _chown(self, path: Path) -> None:
-        if self._owner is not None:
-            os.chown(path, *self._owner, follow_symlinks=False)
 
     def _display(self, real: Path) -> str:
         return real.relative_to(self._root).as_posix() or "."
@@ -107,7 +109,7 @@ class LocalFiles:
         )
 
     def _make_dirs(self, directory: Path, requested: str) -> bool:
-        """Create `directory` and its missing ancestors (each handed to `owner`); True when
+        """Create `directory` and its missing ancestors ; True when
         something was created."""
         missing: list[Path] = []
         current = directory
@@ -122,8 +124,6 @@ class LocalFiles:
             except FileExistsError:
                 if not path.is_dir():
                     raise invalid_argument(f"parent is not a directory: {requested}") from None
-                continue
-            self._chown(path)
         return bool(missing)
 
     def _ensure_parent(self, target: WorkspacePath, create: bool) -> None:
@@ -186,8 +186,6 @@ class LocalFiles:
         fd = os.open(temporary, _open_flags(os.O_WRONLY | os.O_CREAT | os.O_EXCL), mode)
         try:
             with os.fdopen(fd, "wb") as handle:
-                if self._owner is not None:
-                    os.fchown(handle.fileno(), *self._owner)
                 handle.write(data)
                 os.fchmod(handle.fileno(), mode)
             os.replace(temporary, path)
@@ -202,8 +200,6 @@ class LocalFiles:
             flags = _open_flags(os.O_WRONLY | os.O_CREAT | os.O_EXCL)
             dst_fd = os.open(destination, flags, stat.S_IMODE(info.st_mode))
             with os.fdopen(dst_fd, "wb") as out, os.fdopen(os.dup(src_fd), "rb") as src:
-                if self._owner is not None:
-                    os.fchown(out.fileno(), *self._owner)
                 shutil.copyfileobj(src, out, COPY_CHUNK_BYTES)
             return info.st_size
         finally:
@@ -217,12 +213,7 @@ class LocalFiles:
             directory = pending.pop()
             children = _sorted_children(directory)
             target_dir = destination / directory.relative_to(source)
-            try:
-                target_dir.mkdir()
-            except FileExistsError:
-                pass
-            else:
-                self._chown(target_dir)
+            target_dir.mkdir(exist_ok=True)
             shutil.copymode(directory, target_dir)
             for child in children:
                 if not child.is_file(follow_symlinks=False):
@@ -329,10 +320,7 @@ class LocalFiles:
         max_entries: int,
         skip_dirs: frozenset[str] = SKIPPED_DIRS,
     ) -> Listing:
-        real = Path(path.real)
-        info = _lstat(real)
-        if info is None:
-            raise not_found(f"path not found: {path.requested}")
+        real, info = _existing(path)
         if not stat.S_ISDIR(info.st_mode):
             raise invalid_argument(f"path is not a directory: {path.requested}")
         entries: list[FileInfo] = []
@@ -359,10 +347,7 @@ class LocalFiles:
         max_files: int,
         skip_dirs: frozenset[str] = SKIPPED_DIRS,
     ) -> Listing:
-        real = Path(path.real)
-        info = _lstat(real)
-        if info is None:
-            raise not_found(f"path not found: {path.requested}")
+        real, info = _existing(path)
         if stat.S_ISREG(info.st_mode):
             candidates: Iterator[tuple[Path, os.stat_result]] = iter([(real, info)])
         elif stat.S_ISDIR(info.st_mode):
@@ -394,7 +379,6 @@ class LocalFiles:
         elif not real.parent.is_dir():
             raise not_found(f"parent directory does not exist: {path.requested}")
         real.mkdir()
-        self._chown(real)
         os.chmod(real, mode)
         return True
 
@@ -475,10 +459,7 @@ class LocalFiles:
         max_results: int,
         skip_dirs: frozenset[str] = SKIPPED_DIRS,
     ) -> SearchResult:
-        real = Path(path.real)
-        info = _lstat(real)
-        if info is None:
-            raise not_found(f"path not found: {path.requested}")
+        real, info = _existing(path)
         if stat.S_ISREG(info.st_mode):
             files: Iterator[Path] = iter([real])
         elif stat.S_ISDIR(info.st_mode):

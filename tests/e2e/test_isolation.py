@@ -5,7 +5,6 @@ its own test code with python.test and tries to reach another tenant and the ser
 from __future__ import annotations
 
 import textwrap
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +15,7 @@ from ray import serve
 from serve_app.app import Ingress, SessionManager, ToolExecutor
 from serve_app.config import Settings
 from tests.e2e.conftest import ServeApp
-from tests.support.processes import host_processes_with_argument, unique_seconds
+from tests.support.processes import unique_seconds, wait_until_none_left_with_argument
 
 pytestmark = pytest.mark.serve
 
@@ -150,8 +149,7 @@ def test_a_setsid_daemon_is_gone_after_the_call_and_after_a_timeout(
     )
     response = _python_test(isolated, session, tenant)
     assert response.status_code == 200 and response.json()["invocation"]["exit_code"] == 0
-    time.sleep(0.5)
-    assert host_processes_with_argument(lingering) == []
+    assert wait_until_none_left_with_argument(lingering), "the daemon outlived the call"
 
     hanging = unique_seconds(30)
     invoked = isolated.post(
@@ -160,7 +158,4 @@ def test_a_setsid_daemon_is_gone_after_the_call_and_after_a_timeout(
         headers=_headers(tenant),
     )
     assert invoked.status_code == 504, invoked.text
-    deadline = time.monotonic() + 5
-    while host_processes_with_argument(str(float(hanging))) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert host_processes_with_argument(str(float(hanging))) == []
+    assert wait_until_none_left_with_argument(str(float(hanging))), "the daemon outlived it"

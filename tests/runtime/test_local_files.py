@@ -15,9 +15,6 @@ from serve_app.runtime.interface import FileInfo
 from serve_app.runtime.local_files import LocalFiles
 from tests.support.execution import make_workspace
 
-OWNER = (65532, 65532)
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
-
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
@@ -488,54 +485,7 @@ def test_search_skips_huge_lines_and_files(
     assert [(m.path, m.line) for m in result.matches] == [("lines.txt", 1), ("lines.txt", 3)]
 
 
-# owner ------------------------------------------------------------------------------------------
-
-
-@needs_root
-def test_everything_created_is_handed_to_the_owner(workspace: Path) -> None:
-    files = LocalFiles(workspace, ["."], owner=OWNER)
-    (workspace / "src" / "pkg").mkdir(parents=True)
-    (workspace / "src" / "pkg" / "a.txt").write_text("a")
-    (workspace / "existing.txt").write_text("old")
-    before = set(owners(workspace))
-    files.write_file(files.resolve("w/x/new.txt"), b"new")
-    files.write_file(files.resolve("existing.txt"), b"replaced")
-    files.mkdir(files.resolve("m/n/o"))
-    files.copy(files.resolve("src"), files.resolve("c/tree"), recursive=True)
-    files.copy(files.resolve("src/pkg/a.txt"), files.resolve("c/file.txt"))
-    found = owners(workspace)
-    created = {path: owner for path, owner in found.items() if path not in before}
-    assert set(created) == {
-        "w",
-        "w/x",
-        "w/x/new.txt",
-        "m",
-        "m/n",
-        "m/n/o",
-        "c",
-        "c/tree",
-        "c/tree/pkg",
-        "c/tree/pkg/a.txt",
-        "c/file.txt",
-    }
-    assert set(created.values()) == {OWNER}
-    assert found["existing.txt"] == OWNER  # the replacement is a new file
-    assert {found[path] for path in before if path != "existing.txt"} == {(0, 0)}
-    assert not [name for name in os.listdir(workspace) if name.endswith(".tmp")]
-
-
-@needs_root
-def test_owner_chown_never_follows_symlinks(workspace: Path) -> None:
-    outside = outside_dir(workspace)
-    files = LocalFiles(workspace, ["."], owner=OWNER)
-    (workspace / "src").mkdir()
-    (workspace / "src" / "a.txt").write_text("a")
-    os.symlink(outside, workspace / "src" / "link")
-    files.copy(files.resolve("src"), files.resolve("dst"), recursive=True)
-    assert outside.stat().st_uid == 0 and (outside / "secret.txt").stat().st_uid == 0
-
-
-def test_without_owner_nothing_is_chowned(files: LocalFiles, workspace: Path) -> None:
+def test_what_is_created_belongs_to_the_service(files: LocalFiles, workspace: Path) -> None:
     files.write_file(files.resolve("a/b.txt"), b"x")
     files.mkdir(files.resolve("c"))
     uid, gid = os.geteuid(), os.getegid()

@@ -62,3 +62,13 @@ async def none_left_with_argument(argument: str, deadline_s: float = 5.0) -> boo
             return True
         await asyncio.sleep(0.05)
     return False
+
+
+def wait_until_none_left_with_argument(argument: str, deadline_s: float = 5.0) -> bool:
+    """`none_left_with_argument` for tests that are not coroutines."""
+    end = time.monotonic() + deadline_s
+    while host_processes_with_argument(argument):
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.05)
+    return True

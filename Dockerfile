@@ -14,13 +14,13 @@ ARG RAY_IMAGE=rayproject/ray:2.60.0-py311
 FROM ${RAY_IMAGE}
 
 # git: sessions clone repositories and git.* tools run it. bubblewrap: every tool process runs in
-# its own sandbox (docs/SECURITY.md); util-linux brings setpriv. EXTRA_APT_PACKAGES adds toolchains
+# its own sandbox (docs/SECURITY.md). EXTRA_APT_PACKAGES adds toolchains
 # for tools that run in the executor pods (e.g. "golang-go nodejs npm gcc cargo").
 ARG EXTRA_APT_PACKAGES=""
 USER root
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      git ca-certificates bubblewrap util-linux ${EXTRA_APT_PACKAGES} \
+      git ca-certificates bubblewrap ${EXTRA_APT_PACKAGES} \
  && rm -rf /var/lib/apt/lists/*
 USER ray
 

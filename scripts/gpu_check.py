@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import socket
 import sys
@@ -121,6 +122,21 @@ def check(data: Path, declare_gpus: int | None, timeout: float) -> dict[str, Any
     return output
 
 
+def check_device_nodes(output: dict[str, Any]) -> None:
+    """Where this machine has GPU device nodes, the executor's sandbox must show its GPU's (a
+    stand-in nvidia-smi on a machine without a GPU has none to show)."""
+    host = sorted(
+        str(p) for p in Path("/dev").glob("nvidia*") if re.fullmatch(r"nvidia\d+", p.name)
+    )
+    shown = [
+        node for node in output.get("device_nodes", []) if re.fullmatch(r"/dev/nvidia\d+", node)
+    ]
+    print(f"host_device_nodes:{','.join(host)}", flush=True)
+    print(f"sandbox_device_nodes:{','.join(shown)}", flush=True)
+    if host and not shown:
+        raise CheckFailed(f"the tool sandbox shows none of this machine's GPU device nodes {host}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--declare-gpus", type=int, default=None, metavar="N")
@@ -136,6 +152,7 @@ def main() -> int:
                 "gpu.info reports no GPU device for the executor"
                 + (f": {output['reason']}" if output.get("reason") else "")
             )
+        check_device_nodes(output)
     except CheckFailed as failure:
         print(f"GPU_CHECK_FAILED: {failure}", file=sys.stderr, flush=True)
         return 1

@@ -1,17 +1,14 @@
 #!/usr/bin/env bash
-# Install what the tool sandbox needs (bubblewrap; setpriv from util-linux) when it is missing, with
-# Debian packages. Idempotent: a machine that has both changes nothing and touches no network.
+# Install what the tool sandbox needs (bubblewrap) when it is missing, with Debian packages.
+# Idempotent: a machine that has it changes nothing and touches no network.
 # Exits non-zero when the sandbox cannot be installed: the service refuses to start without it
 # (WORKSPACE_SANDBOX=none is the explicit, unsafe way out).
 set -u
 
-declare -A PACKAGE_FOR=([bwrap]=bubblewrap [setpriv]=util-linux)
 missing=()
-for command in bwrap setpriv; do
-    command -v "$command" >/dev/null 2>&1 || missing+=("${PACKAGE_FOR[$command]}")
-done
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 if [ "${#missing[@]}" -eq 0 ]; then
-    echo "install_sandbox: bwrap and setpriv are present"
+    echo "install_sandbox: bwrap is present"
     exit 0
 fi
 if [ "$(id -u)" -eq 0 ]; then

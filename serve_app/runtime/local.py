@@ -128,7 +128,8 @@ class LocalRuntime:
         missing = self._missing(argv[0], directory, child_env)
         if missing is not None:
             return CommandResult(exit_code=-1, output=missing, truncated=False, timed_out=False)
-        await self._call(self._prepare)
+        if not self._tmp.is_dir() or not self._home.is_dir():
+            await self._call(self._prepare)
         mounts = replace(self._mounts, network=self._network if network is None else network)
         return await self._sandbox.run(
             argv,
@@ -156,9 +157,9 @@ class LocalRuntime:
 
     def _which(self, command: str, env: Mapping[str, str]) -> str | None:
         """`command` on the PATH of the sandbox: directories it does not see do not count."""
-        entries = env.get("PATH", "").split(os.pathsep)
-        seen = [entry for entry in entries if entry and self._sandbox.sees(entry, self._mounts)]
-        return shutil.which(command, path=os.pathsep.join(seen))
+        return shutil.which(
+            command, path=self._sandbox.search_path(env.get("PATH", ""), self._mounts)
+        )
 
     async def which(self, command: str) -> str | None:
         return self._which(command, self._env)

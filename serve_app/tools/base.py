@@ -87,10 +87,6 @@ class ToolContext:
     def remaining(self) -> float:
         return max(self.deadline - time.monotonic(), 0.0)
 
-    def check_deadline(self) -> None:
-        if time.monotonic() > self.deadline:
-            raise ServiceError(ErrorCode.TIMEOUT, "tool deadline exceeded", retryable=True)
-
 
 Handler = Callable[[ToolContext, dict[str, Any]], Awaitable[ToolResult]]
 

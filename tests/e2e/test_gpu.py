@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from ray import serve
 
 from serve_app.app import Ingress, SessionManager, ToolExecutor
 from serve_app.config import Settings
+from serve_app.runtime.gpu_devices import device_nodes
 from tests.e2e.conftest import ServeApp
 
 pytestmark = pytest.mark.serve
@@ -63,6 +65,9 @@ def test_gpu_executor_holds_the_gpu_and_gpu_info_reports_it(serve_app: ServeApp)
             assert invocation["status"] == "succeeded"
             output = invocation["output"]
             assert output["cuda_visible_devices"] == "0"
+            # The sandbox shows the nodes of GPU 0 where this machine has them (none here).
+            expected = device_nodes("0", Path("/dev"), Path("/proc/driver/nvidia/gpus"))
+            assert output["device_nodes"] == sorted(f"/dev/{node.name}" for node in expected)
             if shutil.which("nvidia-smi") is None:
                 assert output["devices"] == []
                 assert "nvidia-smi is not available" in output["reason"]
@@ -82,4 +87,5 @@ def test_the_cpu_only_application_reports_no_pinned_gpu(http: httpx.Client) -> N
     assert response.status_code == 200, response.text
     output = response.json()["invocation"]["output"]
     assert output["cuda_visible_devices"] == ""
+    assert output["device_nodes"] == []
     assert all(not device["visible"] for device in output["devices"])

@@ -140,8 +140,10 @@ class WorkspaceRuntime(Protocol):
         recursive: bool = False,
         max_entries: int,
         skip_dirs: frozenset[str] = SKIPPED_DIRS,
+        max_depth: int | None = None,
     ) -> Listing:
-        """Entries of a directory, sorted by name, breadth first when recursive."""
+        """Entries of a directory, sorted by name, breadth first when recursive, down to
+        `max_depth` levels (1: the directory's own entries)."""
 
     async def walk_files(
         self,
@@ -150,9 +152,11 @@ class WorkspaceRuntime(Protocol):
         recursive: bool = True,
         max_files: int,
         skip_dirs: frozenset[str] = SKIPPED_DIRS,
+        include: Callable[[str], bool] | None = None,
     ) -> Listing:
         """Regular files at or under `path` (the file itself when it is one), depth first in
-        name order, symlinks never followed."""
+        name order, symlinks never followed; with `include`, only those whose workspace-relative
+        path it accepts (and only they count against `max_files`)."""
 
     async def mkdir(
         self, path: WorkspacePath, *, parents: bool = True, mode: int = 0o755, exist_ok: bool = True
@@ -191,9 +195,11 @@ class WorkspaceRuntime(Protocol):
         matches: Callable[[str], bool],
         *,
         max_results: int,
+        max_text_chars: int,
         skip_dirs: frozenset[str] = SKIPPED_DIRS,
     ) -> SearchResult:
-        """Lines of the text files at or under `path` for which `matches` is true."""
+        """Lines of the text files at or under `path` for which `matches` is true, each cut to
+        its first `max_text_chars` characters (a matching line may be megabytes long)."""
 
     def temp_dir(self, prefix: str) -> AbstractAsyncContextManager[PurePosixPath]:
         """A scratch directory in the session's TMP that commands can use; removed on exit."""

@@ -12,6 +12,7 @@ import os
 import secrets
 import shutil
 import stat
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
 
@@ -319,24 +320,26 @@ class LocalFiles:
         recursive: bool = False,
         max_entries: int,
         skip_dirs: frozenset[str] = SKIPPED_DIRS,
+        max_depth: int | None = None,
     ) -> Listing:
         real, info = _existing(path)
         if not stat.S_ISDIR(info.st_mode):
             raise invalid_argument(f"path is not a directory: {path.requested}")
         entries: list[FileInfo] = []
         truncated = False
-        pending = [real]
+        pending = deque([(real, 1)])
         while pending and not truncated:
-            directory = pending.pop(0)
+            directory, depth = pending.popleft()
             self._check_deadline()
+            descend = recursive and (max_depth is None or depth < max_depth)
             for child in _sorted_children(directory):
                 if len(entries) >= max_entries:
                     truncated = True
                     break
                 child_info = child.stat(follow_symlinks=False)
                 entries.append(self._info(Path(child.path), child_info))
-                if recursive and stat.S_ISDIR(child_info.st_mode) and child.name not in skip_dirs:
-                    pending.append(Path(child.path))
+                if descend and stat.S_ISDIR(child_info.st_mode) and child.name not in skip_dirs:
+                    pending.append((Path(child.path), depth + 1))
         return Listing(entries=entries, truncated=truncated)
 
     def walk_files(
@@ -346,6 +349,7 @@ class LocalFiles:
         recursive: bool = True,
         max_files: int,
         skip_dirs: frozenset[str] = SKIPPED_DIRS,
+        include: Callable[[str], bool] | None = None,
     ) -> Listing:
         real, info = _existing(path)
         if stat.S_ISREG(info.st_mode):
@@ -356,9 +360,12 @@ class LocalFiles:
             raise invalid_argument(f"not a file or directory: {path.requested}")
         entries: list[FileInfo] = []
         for file, file_info in candidates:
+            found = self._info(file, file_info)
+            if include is not None and not include(found.path):
+                continue
             if len(entries) >= max_files:
                 return Listing(entries=entries, truncated=True)
-            entries.append(self._info(file, file_info))
+            entries.append(found)
         return Listing(entries=entries, truncated=False)
 
     def mkdir(
@@ -457,6 +464,7 @@ class LocalFiles:
         matches: Callable[[str], bool],
         *,
         max_results: int,
+        max_text_chars: int,
         skip_dirs: frozenset[str] = SKIPPED_DIRS,
     ) -> SearchResult:
         real, info = _existing(path)
@@ -473,5 +481,6 @@ class LocalFiles:
                 if matches(line):
                     if len(found) >= max_results:
                         return SearchResult(matches=found, truncated=True)
-                    found.append(SearchMatch(path=self._display(file), line=number, text=line))
+                    text = line[:max_text_chars]
+                    found.append(SearchMatch(path=self._display(file), line=number, text=text))
         return SearchResult(matches=found, truncated=False)

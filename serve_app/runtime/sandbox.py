@@ -22,13 +22,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import logging
 import os
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -144,9 +147,6 @@ class Sandbox:
     dev_root: Path = Path("/dev")
     gpu_proc_root: Path = Path("/proc/driver/nvidia/gpus")
     bwrap: str = "bwrap"
-    _etc: Path | None = None
-    _etc_fingerprint: tuple[tuple[str, int], ...] = ()
-    _etc_checked: float = 0.0
 
     @functools.cached_property
     def _prologue(self) -> str:
@@ -284,25 +284,7 @@ class Sandbox:
                 binds += ["--symlink", os.readlink(path), directory]
             elif path.is_dir():
                 binds += ["--ro-bind", directory, directory]
-        return [*binds, "--ro-bind", str(self._prepared_etc()), "/etc"]
-
-    def _prepared_etc(self) -> Path:
-        """The sandbox's /etc: a copy of the allowlisted entries plus a passwd and group that know
-        only root and the service's user, bound once (one bind of a prepared directory costs
-        about 3 ms less per start than a bind per entry). Made again when an entry changes,
-        which is looked at every ETC_RECHECK_SECONDS at most."""
-        now = time.monotonic()
-        if self._etc is not None and now - self._etc_checked < ETC_RECHECK_SECONDS:
-            return self._etc
-        self._etc_checked = now
-        fingerprint = _etc_fingerprint(ETC_SOURCE)
-        if self._etc is None or self._etc_fingerprint != fingerprint or not self._etc.is_dir():
-            previous = self._etc
-            self._etc = _prepare_etc(ETC_SOURCE)
-            self._etc_fingerprint = fingerprint
-            if previous is not None:
-                shutil.rmtree(previous, ignore_errors=True)
-        return self._etc
+        return [*binds, "--ro-bind", str(_PREPARED_ETC.get()), "/etc"]
 
     def _device_binds(self) -> list[str]:
         binds: list[str] = []
@@ -317,12 +299,15 @@ class Sandbox:
         """Start one sandbox; raise SandboxUnavailable naming what is missing."""
         if not self.enabled:
             return
-        if shutil.which(self.bwrap) is None:
+        found = shutil.which(self.bwrap)
+        if found is None:
             raise SandboxUnavailable(
                 f"WORKSPACE_SANDBOX=bubblewrap but `{self.bwrap}` is not installed: install the "
                 f"`{BWRAP_PACKAGE}` package (Debian/Ubuntu: apt-get install {BWRAP_PACKAGE}), or "
                 "set WORKSPACE_SANDBOX=none to run tools unsandboxed (not for shared use)"
             )
+        # Every sandbox of this process starts the binary checked here.
+        self.bwrap = found
         scratch = Path(tempfile.mkdtemp(prefix="workspace-sandbox-probe-"))
         try:
             for name in ("repo", "home", "tmp"):
@@ -377,6 +362,28 @@ def _visible_path(path: str, shared: tuple[str, ...], mounted: tuple[str, ...]) 
     return os.pathsep.join(kept)
 
 
+class PreparedEtc:
+    """The sandbox's /etc: a copy of the allowlisted entries plus a passwd and group that know
+    only root and the service's user, bound once (one bind of a prepared directory costs about
+    3 ms less per start than a bind per entry). Kept in a private directory of the service's
+    user under the temporary directory, one copy per content, shared by every sandbox and every
+    process; whether an entry changed is looked at every ETC_RECHECK_SECONDS at most."""
+
+    def __init__(self, source: Path) -> None:
+        self._source = source
+        self._path: Path | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> Path:
+        with self._lock:
+            now = time.monotonic()
+            if self._path is None or now - self._checked >= ETC_RECHECK_SECONDS:
+                self._checked = now
+                self._path = _prepared_etc(self._source, _etc_fingerprint(self._source))
+            return self._path
+
+
 def _etc_entries(source: Path) -> list[os.DirEntry[str]]:
     with os.scandir(source) as scan:
         return sorted(
@@ -395,8 +402,35 @@ def _etc_fingerprint(source: Path) -> tuple[tuple[str, int], ...]:
     return tuple(found)
 
 
-def _prepare_etc(source: Path) -> Path:
-    directory = Path(tempfile.mkdtemp(prefix="workspace-sandbox-etc-"))
+def _prepared_etc(source: Path, fingerprint: tuple[tuple[str, int], ...]) -> Path:
+    """The copy for this content of `source`, made once: built aside, then renamed into place."""
+    uid, gid = os.geteuid(), os.getegid()
+    digest = hashlib.sha256(repr((fingerprint, uid, gid)).encode()).hexdigest()[:16]
+    base = _private_dir(Path(tempfile.gettempdir()) / f"workspace-sandbox-etc-{uid}")
+    final = base / digest
+    if final.is_dir():
+        return final
+    staging = Path(tempfile.mkdtemp(prefix="staging-", dir=base))
+    _fill_etc(staging, source)
+    try:
+        staging.rename(final)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)  # another process made it first
+    return final
+
+
+def _private_dir(path: Path) -> Path:
+    """`path` as a directory only this user can write, or refuse to use it: a shared /tmp must
+    not let another user plant the sandbox's /etc."""
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise SandboxUnavailable(f"{path} is not a private directory of this user; remove it")
+    return path
+
+
+def _fill_etc(directory: Path, source: Path) -> None:
     if source.is_dir():
         for entry in _etc_entries(source):
             real = Path(os.path.realpath(entry.path))
@@ -419,7 +453,6 @@ def _prepare_etc(source: Path) -> Path:
     for name in ("passwd", "group"):
         (directory / name).chmod(0o644)
     directory.chmod(0o755)
-    return directory
 
 
 def _binds(flag: str, paths: Iterable[str]) -> list[str]:
@@ -558,3 +591,6 @@ def _enable_pids(directory: Path) -> None:
     control = directory / "cgroup.subtree_control"
     if control.is_file() and "pids" not in control.read_text().split():
         control.write_text("+pids\n")
+
+
+_PREPARED_ETC = PreparedEtc(ETC_SOURCE)

@@ -15,6 +15,8 @@ from serve_app.domain.ids import is_safe_id
 from serve_app.domain.models import Principal, Runtime, Session
 from serve_app.runtime.local import ensure_dir
 from serve_app.runtime.sandbox import Mounts, Sandbox
+from serve_app.tools.git_runner import ENVIRONMENT as GIT_ENVIRONMENT
+from serve_app.tools.git_runner import HARDENING as GIT_HARDENING
 
 COPY_MAX_FILES = 200_000
 COPY_MAX_BYTES = 2 * 1024 * 1024 * 1024
@@ -92,7 +94,7 @@ class LocalWorkspaceManager:
 
     async def _clone(self, url: str, ref: str | None, repo: Path, session_dir: Path) -> None:
         """A shallow clone into the empty workspace, in a sandbox with the network."""
-        argv = ["git", "-c", "protocol.ext.allow=never", "clone", "--depth", "1"]
+        argv = ["git", *GIT_HARDENING, "clone", "--depth", "1"]
         if ref:
             argv += ["--branch", ref]
         argv += ["--", url, str(repo)]
@@ -102,7 +104,7 @@ class LocalWorkspaceManager:
             argv,
             mounts=mounts,
             cwd=repo,
-            env=self._sandbox.environment(mounts),
+            env={**self._sandbox.environment(mounts), **GIT_ENVIRONMENT},
             timeout=self._clone_timeout,
             output_limit=CLONE_OUTPUT_LIMIT,
         )

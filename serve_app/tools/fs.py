@@ -18,10 +18,17 @@ from typing import Any
 import re2
 
 from serve_app.domain.capability import Idempotency, PathField, RiskLevel, Scope, SideEffects
-from serve_app.domain.errors import ErrorCode, ServiceError, invalid_argument, not_found
-from serve_app.domain.paths import clean
-from serve_app.runtime.interface import CommandResult, FileInfo
+from serve_app.domain.errors import (
+    ErrorCode,
+    ServiceError,
+    invalid_argument,
+    not_found,
+    policy_denied,
+)
+from serve_app.domain.paths import WorkspacePath, clean
+from serve_app.runtime.interface import DEFAULT_OUTPUT_LIMIT, CommandResult, FileInfo
 from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult, define
+from serve_app.tools.git_runner import is_git_path, repository, run_git
 
 READ_DEFAULT_BYTES = 64 * 1024
 READ_MAX_BYTES = 1024 * 1024
@@ -40,6 +47,16 @@ _PATH = {"type": "string", "maxLength": 4096}
 
 def _int(minimum: int, maximum: int) -> dict[str, Any]:
     return {"type": "integer", "minimum": minimum, "maximum": maximum}
+
+
+def _outside_repository(path: WorkspacePath) -> WorkspacePath:
+    """`path`, unless it is in a `.git` directory: what git reads as the repository (its
+    config, hooks, objects) changes only through the git.* tools."""
+    if is_git_path(path):
+        raise policy_denied(
+            f"fs tools do not change .git directories ({path.requested}); use the git.* tools"
+        )
+    return path
 
 
 def _mode_text(mode: int) -> str:
@@ -194,7 +211,7 @@ def _decode_content(args: dict[str, Any]) -> bytes:
 
 async def _write_file(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     data = _decode_content(args)
-    target = await ctx.path(args["path"])
+    target = _outside_repository(await ctx.path(args["path"]))
     await ctx.runtime.write_file(target, data, create_parents=args.get("create_parents", True))
     return ToolResult(
         output={
@@ -231,7 +248,7 @@ MKDIR = define(
 
 
 async def _mkdir(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    target = await ctx.path(args["path"])
+    target = _outside_repository(await ctx.path(args["path"]))
     mode_text = args.get("mode", "0755")
     if not _MODE.fullmatch(mode_text):
         raise invalid_argument("mode must be an octal permission such as 0755")
@@ -278,8 +295,8 @@ MOVE = define(
 
 
 async def _move(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    source = await ctx.path(args["source_path"], follow_final=False)
-    destination = await ctx.path(args["destination_path"], follow_final=False)
+    source = _outside_repository(await ctx.path(args["source_path"], follow_final=False))
+    destination = _outside_repository(await ctx.path(args["destination_path"], follow_final=False))
     await ctx.runtime.move(
         source,
         destination,
@@ -318,7 +335,7 @@ COPY = define(
 
 async def _copy(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     source = await ctx.path(args["source_path"], follow_final=False)
-    destination = await ctx.path(args["destination_path"], follow_final=False)
+    destination = _outside_repository(await ctx.path(args["destination_path"], follow_final=False))
     kind = await ctx.runtime.copy(
         source,
         destination,
@@ -361,7 +378,7 @@ DELETE = define(
 
 
 async def _delete(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    target = await ctx.path(args["path"], follow_final=False)
+    target = _outside_repository(await ctx.path(args["path"], follow_final=False))
     existed = await ctx.runtime.delete(
         target, recursive=args.get("recursive", False), missing_ok=args.get("force", False)
     )
@@ -475,10 +492,9 @@ def _apply_failed(result: CommandResult, strategy: str) -> ToolFailed:
 async def _git_targets(ctx: ToolContext, diff: str, strategy: str) -> list[str]:
     """The files `git apply` itself would touch (`--numstat -z` parses and applies nothing); this
     includes `diff --git` entries without ---/+++ lines, such as empty new files."""
-    result = await ctx.run(
-        ["git", "apply", "--numstat", "-z", "-"],
-        cwd=ctx.workspace,
-        timeout=ctx.remaining(),
+    result = await run_git(
+        ctx,
+        ["apply", "--numstat", "-z", "-"],
         stdin=diff.encode("utf-8"),
         output_limit=4 * PATCH_MAX_BYTES,
     )
@@ -492,10 +508,10 @@ async def _in_git_repository(ctx: ToolContext) -> bool:
     """Whether the workspace has a `.git`; one outside allowed_paths counts as none (a three-way
     apply would write its index)."""
     try:
-        git_dir = await ctx.path(".git", follow_final=False)
+        await ctx.path(".git", follow_final=False)
     except ServiceError:
         return False
-    return await ctx.runtime.stat(git_dir) is not None
+    return await repository(ctx.runtime)
 
 
 async def _patch(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
@@ -505,15 +521,15 @@ async def _patch(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     if not paths:
         raise invalid_argument("unified_diff has no file headers (--- / +++ lines)")
     for path in paths:
-        await ctx.path(path, follow_final=False)
+        _outside_repository(await ctx.path(path, follow_final=False))
     for path in await _git_targets(ctx, diff, strategy):
-        await ctx.path(path, follow_final=False)
-    argv = ["git", "apply", "--whitespace=nowarn"]
+        _outside_repository(await ctx.path(path, follow_final=False))
+    apply = ["apply", "--whitespace=nowarn"]
     if strategy == "apply" and await _in_git_repository(ctx):
-        argv.append("--3way")
-    argv.append("-")
-    result = await ctx.run(
-        argv, cwd=ctx.workspace, timeout=ctx.remaining(), stdin=diff.encode("utf-8")
+        apply.append("--3way")
+    apply.append("-")
+    result = await run_git(
+        ctx, apply, stdin=diff.encode("utf-8"), output_limit=DEFAULT_OUTPUT_LIMIT
     )
     if result.timed_out or result.exit_code != 0:
         raise _apply_failed(result, strategy)

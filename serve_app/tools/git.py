@@ -1,7 +1,7 @@
 """git.* — git in the session workspace (contract §4.2, §4.3 git bullet, §5.3).
 
-Every call runs `git` with an argument list (never a shell) in the workspace, whose child
-environment already sets GIT_TERMINAL_PROMPT=0 and stops repository discovery above it. User
+Every call runs `git` through `git_runner` (the session's repository only, no hooks, nothing from
+configuration that runs a command), with an argument list (never a shell). User
 values never become options: refs, remotes and refspecs starting with `-` are refused, revisions
 follow `--end-of-options` where the subcommand supports it, and paths always follow `--` (and are
 taken literally, `--literal-pathspecs`). Credentials in URLs are masked in every output, message
@@ -34,6 +34,7 @@ from serve_app.domain.models import LogLine, Session
 from serve_app.runtime.interface import CommandResult
 from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult, define
 from serve_app.tools.fs import patch_paths
+from serve_app.tools.git_runner import run_git
 
 SHELL_DENY = [";", "|", "&", "`", "$(", ">", "<", "\n", "\r"]
 SHELL_DENY_SPACE = [*SHELL_DENY, " "]
@@ -47,20 +48,6 @@ _HEAD = re.compile(r"^HEAD(?:[~^][0-9]*)*$")
 _RANGE = re.compile(r"\.\.\.?")
 _REF_NAMESPACES = ("refs/heads/", "refs/tags/", "refs/remotes/")
 _ERROR_LINE = re.compile(r"^(fatal|error):", re.IGNORECASE)
-# Options on every call: plain text, and no command that repository config could make git run
-# (fsmonitor hook, ext:: transport).
-_HARDENING = (
-    "--literal-pathspecs",
-    "-c",
-    "color.ui=false",
-    "-c",
-    "core.quotepath=false",
-    "-c",
-    "core.fsmonitor=false",
-    "-c",
-    "protocol.ext.allow=never",
-)
-
 _STRING = {"type": "string"}
 _BOOL = {"type": "boolean"}
 _COMMAND = {"type": "array", "items": _STRING}
@@ -88,17 +75,7 @@ async def _git(
     stdin: bytes | None = None,
     identity: tuple[str, str] | None = None,
 ) -> CommandResult:
-    argv = ["git", *_HARDENING]
-    if identity is not None:
-        argv += ["-c", f"user.name={identity[0]}", "-c", f"user.email={identity[1]}"]
-    argv += args
-    return await ctx.run(
-        argv,
-        cwd=ctx.workspace,
-        timeout=ctx.remaining(),
-        stdin=stdin,
-        output_limit=output_kb * 1024,
-    )
+    return await run_git(ctx, args, output_limit=output_kb * 1024, stdin=stdin, identity=identity)
 
 
 def _masked_logs(logs: list[LogLine]) -> list[LogLine]:

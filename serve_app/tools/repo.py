@@ -24,6 +24,8 @@ from serve_app.domain.capability import (
 from serve_app.domain.errors import ErrorCode, ServiceError, invalid_argument
 from serve_app.tools import c, go, java, node, projects, python, rust
 from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult, define
+from serve_app.tools.git_runner import ENVIRONMENT as GIT_ENVIRONMENT
+from serve_app.tools.git_runner import git_argv, repository
 from serve_app.tools.languages import (
     DENY_CHARACTERS,
     MAX_DIAGNOSTICS,
@@ -623,16 +625,17 @@ async def _changed_files(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
         mode, entries = projects.parse_status_text(provided)
     else:
         source = "git"
-        git = ["git", "--literal-pathspecs", "-c", "core.quotePath=false"]
         pathspec = ["--", path.relative]
         if base_ref:
             mode = "base_ref_diff"
-            argv = [*git, "diff", "--name-status", "-z", "--find-renames", f"{base_ref}...HEAD"]
+            git_args = ["diff", "--name-status", "-z", "--find-renames", f"{base_ref}...HEAD"]
         else:
             mode = "working_tree"
             untracked = "--untracked-files=all" if include_untracked else "--untracked-files=no"
-            argv = [*git, "status", "--porcelain=v1", "-z", untracked]
-        run = await run_toolchain(ctx, Command([*argv, *pathspec], "git"), output_kb=4096)
+            git_args = ["status", "--porcelain=v1", "-z", untracked]
+        repo = await repository(ctx.runtime)
+        argv = git_argv(ctx.workspace, [*git_args, *pathspec], repository=repo)
+        run = await run_toolchain(ctx, Command(argv, "git", GIT_ENVIRONMENT), output_kb=4096)
         if run.exit_code != 0:
             raise _git_failed(run, "git")
         command, exit_code, logs = run.command, run.exit_code, run.logs

@@ -4,6 +4,7 @@ contract metadata and the policy engine's view of `extra_args`."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -152,7 +153,12 @@ async def test_changed_files_in_the_working_tree(ws: Workspace) -> None:
     git(ws.root, "mv", "old.txt", "renamed.txt")
     output = await ws.ok("repo.changed_files")
     assert output["source"] == "git" and output["mode"] == "working_tree"
-    assert output["command"][:2] == ["git", "--literal-pathspecs"]
+    assert output["command"][:3] == [
+        "git",
+        f"--git-dir={os.path.realpath(ws.root)}/.git",
+        f"--work-tree={os.path.realpath(ws.root)}",
+    ]
+    assert "--literal-pathspecs" in output["command"]
     assert _changed(output) == {
         "a.txt": ("modified", ""),
         "b.txt": ("deleted", ""),

@@ -197,6 +197,9 @@ class Settings(BaseModel):
     sandbox: Literal["bubblewrap", "none"] = Field(
         default_factory=env_str("WORKSPACE_SANDBOX", "bubblewrap")  # type: ignore[arg-type]
     )
+    git_allowed_schemes: list[str] = Field(
+        default_factory=lambda: env_list("WORKSPACE_GIT_ALLOWED_SCHEMES")() or ["https"]
+    )
     sandbox_toolchain_dirs: list[str] = Field(
         default_factory=env_list("WORKSPACE_SANDBOX_TOOLCHAIN_DIRS")
     )
@@ -235,6 +238,18 @@ class Settings(BaseModel):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().absolute()
+
+    @field_validator("git_allowed_schemes")
+    @classmethod
+    def _known_schemes(cls, value: list[str]) -> list[str]:
+        schemes = [scheme.strip().lower() for scheme in value if scheme.strip()]
+        unknown = sorted(set(schemes) - {"https", "http", "ssh", "git"})
+        if unknown:
+            raise ValueError(
+                f"WORKSPACE_GIT_ALLOWED_SCHEMES takes https, http, ssh and git, not {unknown} "
+                "(local repositories are allowed through WORKSPACE_SOURCE_REPO_ROOTS)"
+            )
+        return schemes
 
     @field_validator("sandbox_toolchain_dirs")
     @classmethod

@@ -18,6 +18,7 @@ from serve_app.adapters.artifacts import LocalArtifactStore
 from serve_app.adapters.local_workspace import LocalWorkspaceManager
 from serve_app.adapters.memory import MemoryInvocationStore, MemorySessionStore, ProcessLease
 from serve_app.adapters.quotas import MemoryQuotaStore, ValkeyQuotaStore
+from serve_app.adapters.repo_sources import RepoSources
 from serve_app.adapters.telemetry import (
     LogAudit,
     MemoryAudit,
@@ -149,6 +150,7 @@ def build_sandbox(settings: Settings, *, check: bool = True) -> Sandbox:
             open_files=settings.sandbox_max_open_files,
         ),
         toolchain_dirs=settings.sandbox_toolchain_dirs or None,
+        git_protocols=tuple(settings.git_allowed_schemes),
     )
     if sandbox.enabled and os.geteuid() == 0 and settings.sandbox_max_processes > 0:
         # Root is exempt from RLIMIT_NPROC: a pids cgroup per sandbox bounds its processes.
@@ -196,6 +198,12 @@ def build_session_service(
             source_repo_roots=settings.source_repo_roots,
             clone_timeout_seconds=settings.clone_timeout_seconds,
             sandbox=sandbox or build_sandbox(settings),
+            sources=RepoSources(
+                source_roots=settings.source_repo_roots,
+                workspace_root=settings.workspace_root,
+                artifact_root=settings.artifact_root,
+                allowed_schemes=settings.git_allowed_schemes,
+            ),
         ),
         catalog=build_catalog(settings),
         executor=executor,

@@ -17,6 +17,8 @@ from serve_app.wiring import build_executor, build_session_service
 from tests.support.git_repos import GitDaemon, GitHttpServer
 from tests.support.valkey import ValkeyServer
 
+TEST_GIT_SCHEMES = ["https", "http", "git"]
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
@@ -25,6 +27,8 @@ def settings(tmp_path: Path) -> Settings:
         artifact_root=tmp_path / "artifacts",
         source_repo_roots=[str(tmp_path)],
         extra_tool_families=["tests.support.tools:TOOLS"],
+        # The suite's remotes are a git daemon and a git HTTP server on loopback.
+        git_allowed_schemes=TEST_GIT_SCHEMES,
     )
 
 

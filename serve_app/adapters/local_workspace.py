@@ -10,6 +10,7 @@ import shutil
 import stat
 from pathlib import Path
 
+from serve_app.adapters.repo_sources import RepoSource, RepoSources
 from serve_app.domain.errors import ErrorCode, ServiceError, invalid_argument
 from serve_app.domain.ids import is_safe_id
 from serve_app.domain.models import Principal, Runtime, Session
@@ -36,10 +37,16 @@ class LocalWorkspaceManager:
         source_repo_roots: list[str],
         clone_timeout_seconds: int,
         sandbox: Sandbox | None = None,
+        sources: RepoSources | None = None,
     ) -> None:
         self._root = root
         self._sandbox = sandbox if sandbox is not None else Sandbox(mode="none")
-        self._source_roots = [Path(os.path.realpath(r)) for r in source_repo_roots]
+        self._sources = sources or RepoSources(
+            source_roots=source_repo_roots,
+            workspace_root=root,
+            artifact_root=root,
+            allowed_schemes=list(self._sandbox.git_protocols),
+        )
         self._clone_timeout = clone_timeout_seconds
 
     def session_dir(self, tenant_id: str, session_id: str) -> Path:
@@ -57,7 +64,9 @@ class LocalWorkspaceManager:
         repo_ref: str | None,
     ) -> tuple[str, Runtime]:
         session_dir = self.session_dir(principal.tenant_id, session_id)
-        source = self._checked_source(source_repo_path) if source_repo_path else None
+        # Both are checked before anything is made: a refused source leaves nothing behind.
+        source = self._sources.local(source_repo_path) if source_repo_path else None
+        remote = self._sources.remote(repo_url) if repo_url and source is None else None
         session_dir.parent.mkdir(parents=True, exist_ok=True)
         try:
             session_dir.mkdir()
@@ -69,9 +78,9 @@ class LocalWorkspaceManager:
                 ensure_dir(session_dir / name)
             if source is not None:
                 await asyncio.to_thread(_copy_source, source, repo)
-            elif repo_url:
+            elif remote is not None:
                 ensure_dir(repo)
-                await self._clone(repo_url, repo_ref, repo, session_dir)
+                await self._clone(remote, repo_ref, repo, session_dir)
             else:
                 ensure_dir(repo)
         except BaseException:
@@ -79,27 +88,26 @@ class LocalWorkspaceManager:
             raise
         return str(repo), Runtime(kind="local", workdir=str(repo))
 
-    def _checked_source(self, source_repo_path: str) -> Path:
-        if not os.path.isabs(source_repo_path):
-            raise invalid_argument("source_repo_path must be an absolute server path")
-        real = Path(os.path.realpath(source_repo_path))
-        if not any(real == root or root in real.parents for root in self._source_roots):
-            raise ServiceError(
-                ErrorCode.POLICY_DENIED,
-                "source_repo_path is outside the configured WORKSPACE_SOURCE_REPO_ROOTS",
-            )
-        if not real.is_dir():
-            raise invalid_argument("source_repo_path is not a directory")
-        return real
-
-    async def _clone(self, url: str, ref: str | None, repo: Path, session_dir: Path) -> None:
-        """A shallow clone into the empty workspace, in a sandbox with the network."""
+    async def _clone(
+        self, source: RepoSource, ref: str | None, repo: Path, session_dir: Path
+    ) -> None:
+        """A shallow clone into the empty workspace, in a sandbox with the network; a local
+        source is mounted read-only into it, and only then may git use the file transport."""
         argv = ["git", *GIT_HARDENING, "clone", "--depth", "1"]
         if ref:
             argv += ["--branch", ref]
+        url = f"file://{source.local}" if source.local is not None else source.url
         argv += ["--", url, str(repo)]
         home, tmp = session_dir / "home", session_dir / "tmp"
-        mounts = Mounts(workspace=repo, home=home, tmp=tmp, network=True)
+        local = () if source.local is None else (str(source.local),)
+        mounts = Mounts(
+            workspace=repo,
+            home=home,
+            tmp=tmp,
+            network=True,
+            readonly=local,
+            git_protocols=("file",) if local else (),
+        )
         result = await self._sandbox.run(
             argv,
             mounts=mounts,

@@ -133,6 +133,10 @@ class Mounts:
     home: Path
     tmp: Path
     network: bool
+    readonly: tuple[str, ...] = ()
+    """More host directories the command may read (a local repository a session clones)."""
+    git_protocols: tuple[str, ...] = ()
+    """Transports git may use besides the sandbox's own (`file` for such a clone)."""
 
 
 @dataclass
@@ -143,6 +147,8 @@ class Sandbox:
     limits: SandboxLimits = field(default_factory=SandboxLimits)
     toolchain_dirs: Sequence[str] | None = None
     """None: derived from the service's environment at each call (`default_toolchain_dirs`)."""
+    git_protocols: tuple[str, ...] = ("https",)
+    """The transports git may use (`GIT_ALLOW_PROTOCOL`), from WORKSPACE_GIT_ALLOWED_SCHEMES."""
     cgroups: ProcessCgroups | None = None
     dev_root: Path = Path("/dev")
     gpu_proc_root: Path = Path("/proc/driver/nvidia/gpus")
@@ -202,6 +208,7 @@ class Sandbox:
             "/tmp",
             # After /tmp, so that a toolchain directory under /tmp is not covered by it.
             *_binds("--ro-bind", self._toolchains()),
+            *_binds("--ro-bind", mounts.readonly),
             *_binds("--bind", (str(mounts.tmp), str(mounts.home), str(mounts.workspace))),
             # Nothing but the binds above can be written: the sandbox's own root turns read-only.
             "--remount-ro",
@@ -221,6 +228,8 @@ class Sandbox:
         """The scrubbed environment of a command with these mounts, TMPDIR included."""
         env = child_environment(home=mounts.home, workspace=mounts.workspace)
         env["TMPDIR"] = "/tmp" if self.enabled else str(mounts.tmp)
+        # The transports git may use, whatever its configuration says (`ext::` never).
+        env["GIT_ALLOW_PROTOCOL"] = ":".join((*self.git_protocols, *mounts.git_protocols))
         return env
 
     async def run(
@@ -266,7 +275,7 @@ class Sandbox:
         """Whether `path` (a host path) exists at the same place inside the sandbox."""
         if not self.enabled:
             return True
-        mounted = tuple(map(str, (mounts.workspace, mounts.home, mounts.tmp)))
+        mounted = (*map(str, (mounts.workspace, mounts.home, mounts.tmp)), *mounts.readonly)
         return _under(os.path.realpath(path), (*SYSTEM_DIRS, *self._toolchains(), *mounted))
 
     def search_path(self, path: str, mounts: Mounts) -> str:

@@ -187,14 +187,14 @@ def test_repo_url_is_cloned_shallowly_at_the_ref(
 
 
 def test_failed_clone_is_500_and_leaves_no_workspace(
-    client: TestClient, settings: Settings, tmp_path: Path
+    client: TestClient, settings: Settings, tmp_path: Path, git_daemon: GitDaemon
 ) -> None:
     response = client.post(
         "/v1/sessions",
         json={
             "principal": principal(),
             "session_id": "clone-fails",
-            "repo_url": f"file://{tmp_path}/missing.git",
+            "repo_url": git_daemon.url(tmp_path / "missing.git"),
         },
     )
     assert response.status_code == 500

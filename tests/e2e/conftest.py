@@ -62,6 +62,7 @@ def serve_app() -> Iterator[ServeApp]:
         artifact_root=data / "artifacts",
         source_repo_roots=[str(data)],
         extra_tool_families=["tests.support.tools:TOOLS"],
+        git_allowed_schemes=["https", "http", "git"],
     )
     serve.run(build_app(settings), name="workspace", route_prefix="/")
     try:

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from serve_app.execution.executor import ExecutionService
+from serve_app.runtime.sandbox import Sandbox
 from serve_app.tools import build_registry
+from tests.conftest import TEST_GIT_SCHEMES
 from tests.support.execution import make_workspace
 
 
@@ -19,6 +21,8 @@ def workspace(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def executor() -> Iterator[ExecutionService]:
-    service = ExecutionService(build_registry())
+    service = ExecutionService(
+        build_registry(), sandbox=Sandbox(git_protocols=tuple(TEST_GIT_SCHEMES))
+    )
     yield service
     service.close()

@@ -201,7 +201,10 @@ class LocalFiles:
             flags = _open_flags(os.O_WRONLY | os.O_CREAT | os.O_EXCL)
             dst_fd = os.open(destination, flags, stat.S_IMODE(info.st_mode))
             with os.fdopen(dst_fd, "wb") as out, os.fdopen(os.dup(src_fd), "rb") as src:
-                shutil.copyfileobj(src, out, COPY_CHUNK_BYTES)
+                # Chunk by chunk, so that a copy past its deadline stops (and frees its thread).
+                while chunk := src.read(COPY_CHUNK_BYTES):
+                    self._check_deadline()
+                    out.write(chunk)
             return info.st_size
         finally:
             os.close(src_fd)
@@ -430,6 +433,8 @@ class LocalFiles:
                 self._copy_tree(Path(source.real), real)
             else:
                 self._copy_file(Path(source.real), real)
+            # A copy that finished after the deadline is undone: the caller was told it failed.
+            self._check_deadline()
         except BaseException:
             # No half-copied destination is left behind.
             if real.is_dir() and not real.is_symlink():

@@ -12,7 +12,7 @@ import pytest
 from serve_app.domain.errors import ErrorCode, ServiceError
 from serve_app.runtime import local_files
 from serve_app.runtime.interface import FileInfo
-from serve_app.runtime.local_files import LocalFiles
+from serve_app.runtime.local_files import COPY_CHUNK_BYTES, LocalFiles
 from tests.support.execution import make_workspace
 
 
@@ -288,6 +288,28 @@ def test_walks_call_the_deadline(workspace: Path) -> None:
         with raises(ErrorCode.TIMEOUT):
             walk()
     assert not (workspace / "e").exists()
+
+
+@pytest.mark.parametrize("allowed_checks", [1, 2])
+def test_a_single_file_copy_past_its_deadline_stops_and_leaves_nothing(
+    workspace: Path, allowed_checks: int
+) -> None:
+    """Stopped between chunks (1) or once the last one is written (2: one check per chunk of a
+    2-chunk file, then one after the copy): either way the caller was told it timed out, so no
+    destination may remain."""
+    (workspace / "big.bin").write_bytes(b"x" * (COPY_CHUNK_BYTES + 1))
+    calls: list[int] = []
+
+    def deadline() -> None:
+        calls.append(1)
+        if len(calls) > allowed_checks:
+            raise ServiceError(ErrorCode.TIMEOUT, "tool deadline exceeded")
+
+    files = LocalFiles(workspace, ["."], deadline=deadline)
+    with raises(ErrorCode.TIMEOUT):
+        files.copy(files.resolve("big.bin"), files.resolve("copy.bin"))
+    assert not (workspace / "copy.bin").exists()
+    assert len(calls) == allowed_checks + 1
 
 
 # mkdir ------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import os
@@ -1160,3 +1161,24 @@ async def test_search_catastrophic_pattern_completes(
     result = await run(executor, session, "fs.search", {"pattern": "(a+)+$"}, timeout=30)
     assert result.error is None, result.error
     assert result.output["matches"] == [{"path": "evil.txt", "line": 2, "snippet": "aaaa"}]
+
+
+async def test_a_copy_past_its_deadline_leaves_no_destination(
+    executor: ExecutionService, session: Session, workspace: Path
+) -> None:
+    with (workspace / "big.bin").open("wb") as handle:
+        handle.truncate(512 * 1024 * 1024)  # sparse: quick to make, slow to copy
+    result = await run(
+        executor,
+        session,
+        "fs.copy",
+        {"source_path": "big.bin", "destination_path": "copy.bin"},
+        timeout=0.05,
+    )
+    assert result.error is not None and result.error.code == "timeout"
+    # The copy's thread stops at its next chunk and removes what it wrote.
+    deadline = time.monotonic() + 10
+    while (workspace / "copy.bin").exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not (workspace / "copy.bin").exists()
+    assert not [name for name in os.listdir(workspace) if name != "big.bin"]

@@ -9,6 +9,7 @@ import re
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from serve_app import __version__
 from serve_app.api.auth import Authenticator
@@ -44,9 +45,10 @@ def create_app(
     app.state.manager = manager
     app.state.sandbox = sandbox
     app.state.authenticator = authenticator or Authenticator()
-    app.include_router(health.router)
-    app.include_router(sessions.router)
-    app.include_router(invocations.router)
+    routers = (health.router, sessions.router, invocations.router)
+    for router in routers:
+        app.include_router(router)
+    app.state.routes = [route for router in routers for route in router.routes]
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestContextMiddleware, echo_request_id=echo_request_id)
 
@@ -61,7 +63,9 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONLineResponse:
         if exc.status_code == 405:
-            return error_response(ErrorCode.METHOD_NOT_ALLOWED, "method not allowed")
+            allow = ", ".join(_allowed_methods(request))
+            headers = {"Allow": allow} if allow else None
+            return error_response(ErrorCode.METHOD_NOT_ALLOWED, "method not allowed", None, headers)
         if exc.status_code == 404:
             if _EMPTY_SESSION_ID.match(request.url.path):
                 return error_response(ErrorCode.INVALID_ARGUMENT, "session_id is required")
@@ -78,6 +82,16 @@ def create_app(
         return error_response(ErrorCode.INTERNAL, "internal error")
 
     return app
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this path (the router names only its first route's),
+    for the `Allow` header of a 405 (RFC 9110 §15.5.6)."""
+    methods: set[str] = set()
+    for route in request.app.state.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 def _describe(exc: RequestValidationError) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -53,8 +54,14 @@ def envelope(status: int = 200, **fields: Any) -> JSONLineResponse:
     return JSONLineResponse(body, status_code=status)
 
 
-def error_response(code: str, message: str, status: int | None = None) -> JSONLineResponse:
+def error_response(
+    code: str,
+    message: str,
+    status: int | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONLineResponse:
     return JSONLineResponse(
         {"error": {"code": code, "message": message}},
         status_code=status or STATUS_BY_CODE.get(code, 500),
+        headers=dict(headers) if headers else None,
     )

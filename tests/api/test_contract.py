@@ -105,6 +105,10 @@ def test_wrong_methods_are_405(client: TestClient, method: str, template: str) -
     assert response.json() == {
         "error": {"code": "method_not_allowed", "message": "method not allowed"}
     }
+    # Allow names every method the path takes (RFC 9110 §15.5.6), and not the refused one.
+    allowed = {part.strip() for part in response.headers["allow"].split(",")}
+    assert {m for m, t in ROUTES if t == template} <= allowed
+    assert wrong not in allowed
 
 
 def test_unknown_routes_are_json_404(client: TestClient) -> None:

@@ -53,7 +53,7 @@ class MemoryInvocationStore:
     def _key(invocation: Invocation) -> CorrelationKey | None:
         if not invocation.correlation_id:
             return None
-        return (invocation.session_id, invocation.tool_name, invocation.correlation_id)
+        return (invocation.correlation_key_scope, invocation.tool_name, invocation.correlation_id)
 
     async def create(self, invocation: Invocation) -> Invocation | None:
         self._prune()
@@ -76,9 +76,9 @@ class MemoryInvocationStore:
         return record
 
     async def find_by_correlation(
-        self, session_id: str, tool_name: str, correlation_id: str
+        self, scope: str, tool_name: str, correlation_id: str
     ) -> Invocation | None:
-        holder = self._correlations.get((session_id, tool_name, correlation_id))
+        holder = self._correlations.get((scope, tool_name, correlation_id))
         return await self.get(holder) if holder else None
 
     def _stale(self, record: Invocation) -> bool:

@@ -143,7 +143,8 @@ return false
 
 
 class ValkeyInvocationStore:
-    """`<prefix>:<id>` → invocation JSON; `<prefix>:corr:<session>:<tool>:<correlation>` → id.
+    """`<prefix>:<id>` → invocation JSON; `<prefix>:corr:<scope>:<tool>:<correlation>` → id,
+    where the scope is the session incarnation (`Invocation.correlation_scope`).
 
     Output and logs stay inline up to `inline_max_bytes` each; larger ones are left to their
     artifacts (`output_ref`/`logs_ref`), which the service reads back on demand.
@@ -161,8 +162,8 @@ class ValkeyInvocationStore:
     def _key(self, invocation_id: str) -> str:
         return f"{self._prefix}:{invocation_id}"
 
-    def _corr_key(self, session_id: str, tool_name: str, correlation_id: str) -> str:
-        parts = (quote(part, safe="") for part in (session_id, tool_name, correlation_id))
+    def _corr_key(self, scope: str, tool_name: str, correlation_id: str) -> str:
+        parts = (quote(part, safe="") for part in (scope, tool_name, correlation_id))
         return f"{self._prefix}:corr:" + ":".join(parts)
 
     def _envelope(self, invocation: Invocation) -> str:
@@ -178,7 +179,9 @@ class ValkeyInvocationStore:
 
     async def create(self, invocation: Invocation) -> Invocation | None:
         corr = (
-            self._corr_key(invocation.session_id, invocation.tool_name, invocation.correlation_id)
+            self._corr_key(
+                invocation.correlation_key_scope, invocation.tool_name, invocation.correlation_id
+            )
             if invocation.correlation_id
             else ""
         )
@@ -203,10 +206,10 @@ class ValkeyInvocationStore:
         return Invocation.model_validate_json(raw) if raw else None
 
     async def find_by_correlation(
-        self, session_id: str, tool_name: str, correlation_id: str
+        self, scope: str, tool_name: str, correlation_id: str
     ) -> Invocation | None:
         holder = await _call(
-            lambda: self._client.get(self._corr_key(session_id, tool_name, correlation_id))
+            lambda: self._client.get(self._corr_key(scope, tool_name, correlation_id))
         )
         return await self.get(_text(holder)) if holder else None
 

@@ -100,6 +100,14 @@ class Invocation(Record):
     # Whose invocation this is (the session's tenant and actor): kept with the record for
     # ownership checks after the session is gone; never part of a response.
     owner: Principal | None = Field(default=None, exclude=True)
+    # Which session the correlation id is unique in: the id and the session's creation time, so
+    # that a later session with the same id (closed, reopened, perhaps by another tenant) starts
+    # with no correlation entries. Never part of a response.
+    correlation_scope: str | None = Field(default=None, exclude=True)
+
+    @property
+    def correlation_key_scope(self) -> str:
+        return self.correlation_scope or self.session_id
 
     @property
     def terminal(self) -> bool:

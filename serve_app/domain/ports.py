@@ -35,8 +35,11 @@ class InvocationStore(Protocol):
     async def get(self, invocation_id: str) -> Invocation | None: ...
 
     async def find_by_correlation(
-        self, session_id: str, tool_name: str, correlation_id: str
-    ) -> Invocation | None: ...
+        self, scope: str, tool_name: str, correlation_id: str
+    ) -> Invocation | None:
+        """The invocation holding a correlation id within a session incarnation (`scope`, see
+        `Invocation.correlation_scope`)."""
+        ...
 
 
 class ArtifactStore(Protocol):

@@ -322,9 +322,9 @@ class SessionService:
             raise invalid_argument(f"correlation_id is longer than {MAX_CORRELATION_CHARS} chars")
         if correlation_id:
             previous = await self._invocations.find_by_correlation(
-                session.id, capability.name, correlation_id
+                correlation_scope(session), capability.name, correlation_id
             )
-            if previous is not None:
+            if previous is not None and _owned_by(previous, session):
                 return InvokeOutcome(invocation=await self._hydrate(previous), replayed=True)
         invocation = Invocation(
             id=new_invocation_id(),
@@ -338,6 +338,7 @@ class SessionService:
             owner=Principal(
                 tenant_id=session.principal.tenant_id, actor_id=session.principal.actor_id
             ),
+            correlation_scope=correlation_scope(session),
         )
         logs.bind(session=session.id, invocation=invocation.id)
         # Nothing runs unless its `running` record is persisted: a store failure ends the call here.
@@ -349,6 +350,8 @@ class SessionService:
             log.exception("could not persist invocation %s", invocation.id)
             raise ServiceError(ErrorCode.INTERNAL, "could not persist the invocation") from exc
         if previous is not None:
+            if not _owned_by(previous, session):
+                raise ServiceError(ErrorCode.INTERNAL, "correlation id held by another principal")
             return InvokeOutcome(invocation=await self._hydrate(previous), replayed=True)
         # Shielded: a caller that goes away does not leave the record `running` forever.
         task = asyncio.create_task(self._run(session, capability, invocation, command))
@@ -710,9 +713,18 @@ class SessionService:
     async def audit_trail(
         self, session_id: str, caller: Principal | None = None, limit: int = 100
     ) -> list[AuditRecord]:
-        await self.get_session(session_id, caller)
+        session = await self.get_session(session_id, caller)
         await self._reported()
-        return await self._audit.read(session_id, limit) if self._audit else []
+        records = await self._audit.read(session_id, limit) if self._audit else []
+        # A session id can be used again after its session closed: the earlier session's records
+        # (perhaps another tenant's) are not this one's.
+        return [
+            record
+            for record in records
+            if record.at >= session.created_at
+            and (record.tenant_id, record.actor_id)
+            == (session.principal.tenant_id, session.principal.actor_id)
+        ]
 
     async def drain(self, timeout: float) -> None:
         """Wait (bounded) for in-flight invocations to record their terminal state and to be
@@ -728,6 +740,20 @@ async def _notify(event: Awaitable[None]) -> None:
         await asyncio.wait_for(event, OBSERVER_TIMEOUT_SECONDS)
     except Exception:
         log.warning("an observer failed", exc_info=True)
+
+
+def correlation_scope(session: Session) -> str:
+    """What a correlation id is unique in: this session, not an earlier one with the same id."""
+    return f"{session.id}@{session.created_at.isoformat()}"
+
+
+def _owned_by(invocation: Invocation, session: Session) -> bool:
+    """A replay goes only to the principal that owns the session."""
+    owner = invocation.owner
+    return owner is None or (owner.tenant_id, owner.actor_id) == (
+        session.principal.tenant_id,
+        session.principal.actor_id,
+    )
 
 
 def _authorize(owner: Principal, caller: Principal | None) -> None:

@@ -214,6 +214,8 @@ def build_session_service(
         audit=stores.audit,
         default_ttl_seconds=settings.session_default_ttl_seconds,
         max_ttl_seconds=settings.session_max_ttl_seconds,
+        # A clone is the slowest part of a create; the reservation outlasts it.
+        create_timeout_seconds=settings.clone_timeout_seconds + 120,
         clock=clock,
     )
 

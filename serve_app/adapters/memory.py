@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -12,6 +13,17 @@ from serve_app.domain.models import Invocation, Session, utcnow
 class MemorySessionStore:
     def __init__(self) -> None:
         self._sessions: dict[str, Session] = {}
+        self._claims: dict[str, float] = {}
+
+    async def claim(self, session_id: str, seconds: int) -> bool:
+        now = time.monotonic()
+        if self._claims.get(session_id, 0.0) > now:
+            return False
+        self._claims[session_id] = now + seconds
+        return True
+
+    async def release(self, session_id: str) -> None:
+        self._claims.pop(session_id, None)
 
     async def put(self, session: Session) -> None:
         self._sessions[session.id] = session

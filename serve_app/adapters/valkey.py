@@ -5,6 +5,7 @@ within a bounded time, and the pool reconnects by itself once Valkey is back."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -68,7 +69,9 @@ def _text(value: object) -> str:
 
 
 def _ttl_ms(until: datetime) -> int:
-    return max(int((until.timestamp() - time.time()) * 1000), 1000)
+    # Rounded up: a key must not vanish before `until`, or the sweeper (which goes by
+    # `until`) could find its session gone but not yet expired.
+    return max(math.ceil((until.timestamp() - time.time()) * 1000), 1000)
 
 
 class ValkeySessionStore:
@@ -83,6 +86,18 @@ class ValkeySessionStore:
 
     def _key(self, session_id: str) -> str:
         return f"{self._prefix}:{session_id}"
+
+    def _claim_key(self, session_id: str) -> str:
+        return f"{self._prefix}:claim:{session_id}"
+
+    async def claim(self, session_id: str, seconds: int) -> bool:
+        claimed = await _call(
+            lambda: self._client.set(self._claim_key(session_id), "1", nx=True, ex=seconds)
+        )
+        return bool(claimed)
+
+    async def release(self, session_id: str) -> None:
+        await _call(lambda: self._client.delete(self._claim_key(session_id)))
 
     async def put(self, session: Session) -> None:
         payload = session.model_dump_json()

@@ -10,6 +10,15 @@ from serve_app.domain.models import Artifact, Invocation, Principal, Runtime, Se
 
 
 class SessionStore(Protocol):
+    async def claim(self, session_id: str, seconds: int) -> bool:
+        """Reserve an id for a session being created (atomic: one caller wins, across replicas
+        with Valkey); the reservation lapses after `seconds` should its creator die."""
+        ...
+
+    async def release(self, session_id: str) -> None:
+        """End a reservation (the session is stored, or its creation failed)."""
+        ...
+
     async def put(self, session: Session) -> None: ...
 
     async def get(self, session_id: str) -> Session | None: ...

@@ -143,6 +143,7 @@ class SessionService:
         audit: AuditLog | None = None,
         default_ttl_seconds: int = 3600,
         max_ttl_seconds: int = 7 * 86400,
+        create_timeout_seconds: int = 900,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._sessions = sessions
@@ -158,6 +159,8 @@ class SessionService:
         self._audit = audit
         self._default_ttl = default_ttl_seconds
         self._max_ttl = max_ttl_seconds
+        # How long an id stays reserved by a create whose replica died before finishing it.
+        self._claim_seconds = create_timeout_seconds
         self._clock = clock
         self._in_flight: set[asyncio.Task[InvokeOutcome]] = set()
         self._reporting: set[asyncio.Task[None]] = set()
@@ -180,17 +183,24 @@ class SessionService:
             raise invalid_argument(f"expires_in_seconds must be at most {self._max_ttl}")
         repo_url, repo_ref = validated_repo(request.repo_url, request.repo_ref)
         source = request.source_repo_path or None
-        if await self._sessions.get(session_id) is not None:
+        # The id is reserved before anything is made: of two concurrent creates of one id (two
+        # tenants, two replicas), one proceeds and the other gets 409 and leaves nothing.
+        if not await self._sessions.claim(session_id, self._claim_seconds):
             raise ServiceError(ErrorCode.ALREADY_EXISTS, "session already exists")
-        began = time.monotonic()
-        await self._take_tenant_slot(principal.tenant_id, session_id, ttl)
         try:
-            session = await self._open(
-                session_id, principal, allowed_paths, metadata, ttl, repo_url, repo_ref, source
-            )
-        except BaseException:
-            await self._release_tenant_slot(principal.tenant_id, session_id)
-            raise
+            if await self._sessions.get(session_id) is not None:
+                raise ServiceError(ErrorCode.ALREADY_EXISTS, "session already exists")
+            began = time.monotonic()
+            await self._take_tenant_slot(principal.tenant_id, session_id, ttl)
+            try:
+                session = await self._open(
+                    session_id, principal, allowed_paths, metadata, ttl, repo_url, repo_ref, source
+                )
+            except BaseException:
+                await self._release_tenant_slot(principal.tenant_id, session_id)
+                raise
+        finally:
+            await self._sessions.release(session_id)
         elapsed = time.monotonic() - began
         await asyncio.gather(
             *(_notify(observer.session_created(session, elapsed)) for observer in self._observers)

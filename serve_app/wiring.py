@@ -101,6 +101,8 @@ def build_stores(settings: Settings, *, clock: Callable[[], datetime] = utcnow) 
             clock=clock,
             ttl_seconds=settings.invocation_store_ttl_seconds,
             max_records=settings.invocation_store_max_records,
+            max_bytes=settings.invocation_store_max_bytes,
+            inline_max_bytes=settings.inline_output_max_bytes,
         )
     lease: Lease = ProcessLease()
     quotas: QuotaStore = MemoryQuotaStore()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -46,19 +47,27 @@ CorrelationKey = tuple[str, str, str]
 
 
 class MemoryInvocationStore:
-    """Invocations by id plus the correlation index; the oldest records go first past the caps."""
+    """Invocations by id plus the correlation index; the oldest records go first past the caps
+    (records and bytes). Like the Valkey store, output and logs over `inline_max_bytes` are kept
+    only in their artifacts (`output_ref`/`logs_ref`), which the service reads back on demand."""
 
     def __init__(
         self,
         *,
         ttl_seconds: int = 86400,
         max_records: int = 100_000,
+        max_bytes: int = 256 * 1024 * 1024,
+        inline_max_bytes: int = 256 * 1024,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._records: OrderedDict[str, Invocation] = OrderedDict()
+        self._sizes: dict[str, int] = {}
+        self._bytes = 0
         self._correlations: dict[CorrelationKey, str] = {}
         self._ttl = timedelta(seconds=ttl_seconds) if ttl_seconds > 0 else None
         self._max = max_records
+        self._max_bytes = max_bytes
+        self._inline_max = inline_max_bytes
         self._clock = clock
 
     @staticmethod
@@ -75,11 +84,37 @@ class MemoryInvocationStore:
             if holder is not None and holder in self._records:
                 return self._records[holder]
             self._correlations[key] = invocation.id
-        self._records[invocation.id] = invocation
+        self._keep(invocation)
         return None
 
     async def update(self, invocation: Invocation) -> None:
-        self._records[invocation.id] = invocation
+        if invocation.id in self._records:
+            self._keep(invocation)
+            self._prune()
+
+    def _keep(self, invocation: Invocation) -> None:
+        kept = self._trimmed(invocation)
+        size = len(kept.model_dump_json(exclude_none=True))
+        self._bytes += size - self._sizes.get(kept.id, 0)
+        self._sizes[kept.id] = size
+        self._records[kept.id] = kept
+
+    def _large(self, output: object) -> bool:
+        return len(json.dumps(output, ensure_ascii=False)) > self._inline_max
+
+    def _trimmed(self, invocation: Invocation) -> Invocation:
+        drop: dict[str, None] = {}
+        output = invocation.output
+        if output is not None and invocation.output_ref and self._large(output):
+            drop["output"] = None
+        logs = invocation.logs
+        if (
+            logs
+            and invocation.logs_ref
+            and sum(len(line.message) for line in logs) > self._inline_max
+        ):
+            drop["logs"] = None
+        return invocation.model_copy(update=drop) if drop else invocation
 
     async def get(self, invocation_id: str) -> Invocation | None:
         record = self._records.get(invocation_id)
@@ -99,9 +134,13 @@ class MemoryInvocationStore:
     def _prune(self) -> None:
         while self._records:
             oldest_id, oldest = next(iter(self._records.items()))
-            if len(self._records) < self._max and not self._stale(oldest):
+            within = len(self._records) < self._max and self._bytes <= self._max_bytes
+            if within and not self._stale(oldest):
                 return
+            if oldest_id == next(reversed(self._records)) and not self._stale(oldest):
+                return  # the newest record stays, whatever its size
             del self._records[oldest_id]
+            self._bytes -= self._sizes.pop(oldest_id, 0)
             key = self._key(oldest)
             if key is not None and self._correlations.get(key) == oldest_id:
                 del self._correlations[key]

@@ -194,7 +194,9 @@ def build_session_service(
     return SessionService(
         sessions=stores.sessions,
         invocations=stores.invocations,
-        artifacts=LocalArtifactStore(settings.artifact_root),
+        artifacts=LocalArtifactStore(
+            settings.artifact_root, retention_seconds=artifact_retention_seconds(settings)
+        ),
         workspaces=LocalWorkspaceManager(
             settings.workspace_root,
             source_repo_roots=settings.source_repo_roots,
@@ -222,11 +224,24 @@ def build_session_service(
     )
 
 
+ARTIFACT_RETENTION_MARGIN_SECONDS = 3600
+
+
+def artifact_retention_seconds(settings: Settings) -> int:
+    """Artifacts live as long as their invocation record (its TTL counts from its last write,
+    when the artifacts are written too), plus a margin; no TTL, no removal."""
+    ttl = settings.invocation_store_ttl_seconds
+    return ttl + ARTIFACT_RETENTION_MARGIN_SECONDS if ttl > 0 else 0
+
+
 async def sweep_once(service: SessionService, lease: Lease, interval_seconds: float) -> int:
-    """Sweep if this process holds the sweeper lease (one sweeper across all replicas)."""
+    """Sweep if this process holds the sweeper lease (one sweeper across all replicas): expired
+    sessions, then artifacts that outlived their invocations."""
     if not await lease.acquire(interval_seconds * 2):
         return 0
-    return await service.sweep_expired()
+    removed = await service.sweep_expired()
+    await service.sweep_artifacts()
+    return removed
 
 
 async def run_sweeper(service: SessionService, lease: Lease, interval_seconds: float) -> None:

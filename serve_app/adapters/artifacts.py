@@ -8,6 +8,7 @@ import mimetypes
 import os
 import re
 import secrets
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,8 +29,12 @@ def sanitise_name(name: str) -> str:
 
 
 class LocalArtifactStore:
-    def __init__(self, root: Path) -> None:
+    """`retention_seconds` after an invocation's last artifact was written (its record's
+    lifetime, plus a margin), the sweeper removes its directory; 0 keeps artifacts forever."""
+
+    def __init__(self, root: Path, *, retention_seconds: int = 0) -> None:
         self._root = root
+        self._retention = retention_seconds
 
     def _directory(self, invocation_id: str) -> Path:
         if not is_safe_id(invocation_id):
@@ -58,6 +63,36 @@ class LocalArtifactStore:
 
     async def list(self, invocation_id: str) -> list[Artifact]:
         return await asyncio.to_thread(_list, self._directory(invocation_id))
+
+    async def sweep(self, now: datetime, limit: int) -> int:
+        if self._retention <= 0:
+            return 0
+        cutoff = now.timestamp() - self._retention
+        return await asyncio.to_thread(_sweep, self._root, cutoff, limit)
+
+
+def _sweep(root: Path, cutoff: float, limit: int) -> int:
+    removed = 0
+    try:
+        entries = list(os.scandir(root))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if removed >= limit:
+            break
+        if not is_safe_id(entry.name) or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            newest = max(
+                [entry.stat(follow_symlinks=False).st_mtime]
+                + [f.stat(follow_symlinks=False).st_mtime for f in os.scandir(entry.path)]
+            )
+        except FileNotFoundError:
+            continue
+        if newest < cutoff:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def _write(directory: Path, path: Path, data: bytes) -> None:

@@ -60,6 +60,11 @@ class ArtifactStore(Protocol):
 
     async def list(self, invocation_id: str) -> list[Artifact]: ...
 
+    async def sweep(self, now: datetime, limit: int) -> int:
+        """Remove up to `limit` invocations' artifacts that outlived their invocation records;
+        returns how many invocations' artifacts were removed."""
+        ...
+
 
 class WorkspaceManager(Protocol):
     async def create(

@@ -301,6 +301,14 @@ class SessionService:
             if len(expired) < batch:
                 return removed
 
+    async def sweep_artifacts(self, batch: int = 1000) -> int:
+        """Remove artifacts whose invocation records have expired; returns how many
+        invocations' artifacts were removed."""
+        removed = await self._artifacts.sweep(self._clock(), batch)
+        if removed:
+            log.info("sweeper removed the artifacts of %d expired invocations", removed)
+        return removed
+
     # catalog ------------------------------------------------------------------------------------
 
     async def list_tools(

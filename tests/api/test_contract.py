@@ -196,3 +196,12 @@ def test_tool_listing_is_sorted_filtered_and_complete(client: TestClient) -> Non
     assert read["policy"]["path_fields"] == [{"field": "path", "multi": False}]
     write = next(tool for tool in tools if tool["name"] == "fs.write_file")
     assert write["requires_approval"] is True and write["risk_level"] == "medium"
+
+
+def test_an_invalid_audit_limit_is_a_documented_400(client: TestClient) -> None:
+    session = open_session(client)
+    response = client.get(f"/v1/sessions/{session['id']}/audit", params={"limit": 0})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_argument"
+    operation = client.get("/openapi.json").json()["paths"]["/v1/sessions/{session_id}/audit"]
+    assert "400" in operation["get"]["responses"]

@@ -31,6 +31,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorEnvelope, "description": "Session not found or expired"},
     405: {"model": ErrorEnvelope, "description": "Method not allowed"},
     500: {"model": ErrorEnvelope, "description": "Internal or backend failure"},
+    503: {"model": ErrorEnvelope, "description": "State store unavailable (retry)"},
 }
 
 
@@ -45,7 +46,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         500: ERRORS[500],
         403: {
             "model": ErrorEnvelope,
-            "description": "source_repo_path outside allowed roots, or tenant session quota",
+            "description": "A repository source that is not allowed (source roots, transports), "
+            "or the tenant session quota",
         },
         503: {"model": ErrorEnvelope, "description": "State store unavailable (retry)"},
         409: {"model": ErrorEnvelope, "description": "session_id already in use"},
@@ -105,7 +107,7 @@ async def close_session(
 @router.get(
     "/{session_id}/audit",
     response_model=AuditEnvelope,
-    responses={k: ERRORS[k] for k in (401, 403, 404, 405)},
+    responses={k: ERRORS[k] for k in (400, 401, 403, 404, 405, 500, 503)},
 )
 async def audit_trail(
     session_id: str,

@@ -129,6 +129,9 @@ class Settings(BaseModel):
     invocation_store_max_records: int = Field(
         default_factory=env_int("INVOCATION_STORE_MAX_RECORDS", 100_000), ge=1
     )
+    invocation_lease_seconds: int = Field(
+        default_factory=env_int("WORKSPACE_INVOCATION_LEASE_SECONDS", 30), ge=1
+    )
     invocation_store_max_bytes: int = Field(
         default_factory=env_int("INVOCATION_STORE_MAX_BYTES", 256 * 1024 * 1024), ge=1024 * 1024
     )

@@ -220,6 +220,7 @@ def build_session_service(
         max_ttl_seconds=settings.session_max_ttl_seconds,
         # A clone is the slowest part of a create; the reservation outlasts it.
         create_timeout_seconds=settings.clone_timeout_seconds + 120,
+        invocation_lease_seconds=settings.invocation_lease_seconds,
         clock=clock,
     )
 
@@ -240,6 +241,9 @@ async def sweep_once(service: SessionService, lease: Lease, interval_seconds: fl
     if not await lease.acquire(interval_seconds * 2):
         return 0
     removed = await service.sweep_expired()
+    ended = await service.sweep_abandoned()
+    if ended:
+        log.info("sweeper ended %d invocations whose replica stopped", ended)
     await service.sweep_artifacts()
     return removed
 

@@ -69,6 +69,7 @@ class MemoryInvocationStore:
         self._max_bytes = max_bytes
         self._inline_max = inline_max_bytes
         self._clock = clock
+        self._leases: dict[str, datetime] = {}
 
     @staticmethod
     def _key(invocation: Invocation) -> CorrelationKey | None:
@@ -88,9 +89,21 @@ class MemoryInvocationStore:
         return None
 
     async def update(self, invocation: Invocation) -> None:
+        if invocation.terminal:
+            self._leases.pop(invocation.id, None)
         if invocation.id in self._records:
             self._keep(invocation)
             self._prune()
+
+    async def hold(self, invocation_id: str, until: datetime) -> None:
+        if invocation_id in self._records:
+            self._leases[invocation_id] = until
+
+    async def abandoned(self, now: datetime, limit: int) -> list[str]:
+        return [i for i, until in self._leases.items() if until < now][:limit]
+
+    async def forget(self, invocation_id: str) -> None:
+        self._leases.pop(invocation_id, None)
 
     def _keep(self, invocation: Invocation) -> None:
         kept = self._trimmed(invocation)
@@ -140,6 +153,7 @@ class MemoryInvocationStore:
             if oldest_id == next(reversed(self._records)) and not self._stale(oldest):
                 return  # the newest record stays, whatever its size
             del self._records[oldest_id]
+            self._leases.pop(oldest_id, None)
             self._bytes -= self._sizes.pop(oldest_id, 0)
             key = self._key(oldest)
             if key is not None and self._correlations.get(key) == oldest_id:

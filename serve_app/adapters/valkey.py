@@ -173,6 +173,8 @@ class ValkeyInvocationStore:
         self._ttl_ms = ttl_seconds * 1000
         self._inline_max = inline_max_bytes
         self._create = client.register_script(_CREATE)
+        # Running invocations by lease expiry: a replica renews its own while they run.
+        self._running = f"{prefix}:running"
 
     def _key(self, invocation_id: str) -> str:
         return f"{self._prefix}:{invocation_id}"
@@ -214,7 +216,23 @@ class ValkeyInvocationStore:
     async def update(self, invocation: Invocation) -> None:
         payload = self._envelope(invocation)
         px = self._ttl_ms or None
-        await _call(lambda: self._client.set(self._key(invocation.id), payload, px=px))
+        async with guard(), self._client.pipeline(transaction=True) as pipe:
+            pipe.set(self._key(invocation.id), payload, px=px)
+            if invocation.terminal:
+                pipe.zrem(self._running, invocation.id)
+            await pipe.execute()
+
+    async def hold(self, invocation_id: str, until: datetime) -> None:
+        await _call(lambda: self._client.zadd(self._running, {invocation_id: until.timestamp()}))
+
+    async def abandoned(self, now: datetime, limit: int) -> list[str]:
+        found = await _call(
+            lambda: self._client.zrangebyscore(self._running, "-inf", now.timestamp(), 0, limit)
+        )
+        return [_text(item) for item in found]
+
+    async def forget(self, invocation_id: str) -> None:
+        await _call(lambda: self._client.zrem(self._running, invocation_id))
 
     async def get(self, invocation_id: str) -> Invocation | None:
         raw = await _call(lambda: self._client.get(self._key(invocation_id)))

@@ -43,6 +43,18 @@ class InvocationStore(Protocol):
 
     async def get(self, invocation_id: str) -> Invocation | None: ...
 
+    async def hold(self, invocation_id: str, until: datetime) -> None:
+        """Renew the lease of a `running` invocation: the replica running it is alive."""
+        ...
+
+    async def abandoned(self, now: datetime, limit: int) -> list[str]:
+        """Running invocations whose lease ran out before they ended (their replica died)."""
+        ...
+
+    async def forget(self, invocation_id: str) -> None:
+        """Drop a lease whose invocation has ended or is gone."""
+        ...
+
     async def find_by_correlation(
         self, scope: str, tool_name: str, correlation_id: str
     ) -> Invocation | None:

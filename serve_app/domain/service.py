@@ -144,6 +144,7 @@ class SessionService:
         default_ttl_seconds: int = 3600,
         max_ttl_seconds: int = 7 * 86400,
         create_timeout_seconds: int = 900,
+        invocation_lease_seconds: float = 30.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._sessions = sessions
@@ -161,6 +162,7 @@ class SessionService:
         self._max_ttl = max_ttl_seconds
         # How long an id stays reserved by a create whose replica died before finishing it.
         self._claim_seconds = create_timeout_seconds
+        self._lease_seconds = invocation_lease_seconds
         self._clock = clock
         self._in_flight: set[asyncio.Task[InvokeOutcome]] = set()
         self._reporting: set[asyncio.Task[None]] = set()
@@ -371,6 +373,7 @@ class SessionService:
             if not _owned_by(previous, session):
                 raise ServiceError(ErrorCode.INTERNAL, "correlation id held by another principal")
             return InvokeOutcome(invocation=await self._hydrate(previous), replayed=True)
+        await self._hold(invocation.id)
         # Shielded: a caller that goes away does not leave the record `running` forever.
         task = asyncio.create_task(self._run(session, capability, invocation, command))
         self._in_flight.add(task)
@@ -384,9 +387,48 @@ class SessionService:
         invocation: Invocation,
         command: InvokeCommand,
     ) -> InvokeOutcome:
-        outcome = await self._governed(session, capability, invocation, command)
+        heartbeat = asyncio.create_task(self._heartbeat(invocation.id))
+        try:
+            outcome = await self._governed(session, capability, invocation, command)
+        finally:
+            heartbeat.cancel()
         self._report(outcome.invocation, session)
         return outcome
+
+    async def _hold(self, invocation_id: str) -> None:
+        until = self._clock() + timedelta(seconds=self._lease_seconds)
+        try:
+            await self._invocations.hold(invocation_id, until)
+        except Exception:
+            log.warning("could not renew the lease of invocation %s", invocation_id)
+
+    async def _heartbeat(self, invocation_id: str) -> None:
+        """While this replica runs the invocation, its lease stays ahead of the sweeper."""
+        while True:
+            await asyncio.sleep(self._lease_seconds / 3)
+            await self._hold(invocation_id)
+
+    async def sweep_abandoned(self, batch: int = 100) -> int:
+        """End `failed` (unavailable, retryable) the invocations whose replica stopped renewing
+        their lease before they ended; returns how many."""
+        ended = 0
+        for invocation_id in await self._invocations.abandoned(self._clock(), batch):
+            record = await self._invocations.get(invocation_id)
+            if record is None or record.terminal:
+                await self._invocations.forget(invocation_id)
+                continue
+            outcome = await self._finish(
+                record,
+                Failure.UNAVAILABLE,
+                ErrorCode.UNAVAILABLE,
+                "the replica running this invocation stopped before it ended; retry",
+                retryable=True,
+            )
+            session = await self._sessions.get(record.session_id)
+            if session is not None:
+                self._report(outcome.invocation, session)
+            ended += 1
+        return ended
 
     def _report(self, invocation: Invocation, session: Session) -> None:
         """Tell the observers (metrics, audit) after the answer, not before: the terminal record

@@ -77,7 +77,9 @@ class MemoryInvocationStore:
             return None
         return (invocation.correlation_key_scope, invocation.tool_name, invocation.correlation_id)
 
-    async def create(self, invocation: Invocation) -> Invocation | None:
+    async def create(
+        self, invocation: Invocation, lease_until: datetime | None = None
+    ) -> Invocation | None:
         self._prune()
         key = self._key(invocation)
         if key is not None:
@@ -86,6 +88,8 @@ class MemoryInvocationStore:
                 return self._records[holder]
             self._correlations[key] = invocation.id
         self._keep(invocation)
+        if lease_until is not None:
+            self._leases[invocation.id] = lease_until
         return None
 
     async def update(self, invocation: Invocation) -> None:

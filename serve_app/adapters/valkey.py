@@ -137,7 +137,7 @@ class ValkeySessionStore:
         return sessions
 
 
-# Claims the correlation key and stores the record in one step: first writer wins.
+# Claims the correlation key, stores the record and takes its lease in one step: first writer wins.
 _CREATE = """
 if KEYS[2] ~= '' then
   local holder = redis.call('GET', KEYS[2])
@@ -152,6 +152,9 @@ if tonumber(ARGV[3]) > 0 then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 else
   redis.call('SET', KEYS[1], ARGV[2])
+end
+if ARGV[4] ~= '' then
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 end
 return false
 """
@@ -194,7 +197,9 @@ class ValkeyInvocationStore:
                     del record[field]
         return json.dumps(record, ensure_ascii=False)
 
-    async def create(self, invocation: Invocation) -> Invocation | None:
+    async def create(
+        self, invocation: Invocation, lease_until: datetime | None = None
+    ) -> Invocation | None:
         corr = (
             self._corr_key(
                 invocation.correlation_key_scope, invocation.tool_name, invocation.correlation_id
@@ -204,8 +209,13 @@ class ValkeyInvocationStore:
         )
         holder = await _call(
             lambda: self._create(
-                keys=[self._key(invocation.id), corr],
-                args=[invocation.id, self._envelope(invocation), self._ttl_ms],
+                keys=[self._key(invocation.id), corr, self._running],
+                args=[
+                    invocation.id,
+                    self._envelope(invocation),
+                    self._ttl_ms,
+                    "" if lease_until is None else repr(lease_until.timestamp()),
+                ],
             )
         )
         if not holder:

@@ -31,8 +31,11 @@ class SessionStore(Protocol):
 
 
 class InvocationStore(Protocol):
-    async def create(self, invocation: Invocation) -> Invocation | None:
-        """Store a new `running` invocation and claim its correlation key.
+    async def create(
+        self, invocation: Invocation, lease_until: datetime | None = None
+    ) -> Invocation | None:
+        """Store a new `running` invocation, claim its correlation key and take its lease (see
+        `hold`), in one step.
 
         Returns the invocation that already holds the key (first writer wins) instead of
         storing, or None once stored.

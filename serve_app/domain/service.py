@@ -363,7 +363,8 @@ class SessionService:
         logs.bind(session=session.id, invocation=invocation.id)
         # Nothing runs unless its `running` record is persisted: a store failure ends the call here.
         try:
-            previous = await self._invocations.create(invocation)
+            lease = self._clock() + timedelta(seconds=self._lease_seconds)
+            previous = await self._invocations.create(invocation, lease)
         except ServiceError:
             raise
         except Exception as exc:
@@ -373,7 +374,6 @@ class SessionService:
             if not _owned_by(previous, session):
                 raise ServiceError(ErrorCode.INTERNAL, "correlation id held by another principal")
             return InvokeOutcome(invocation=await self._hydrate(previous), replayed=True)
-        await self._hold(invocation.id)
         # Shielded: a caller that goes away does not leave the record `running` forever.
         task = asyncio.create_task(self._run(session, capability, invocation, command))
         self._in_flight.add(task)

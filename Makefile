@@ -20,12 +20,18 @@ sandbox:
 	bash scripts/install_sandbox.sh
 
 ## Serve on 127.0.0.1:50053 with local workspaces under .data/ (Ctrl-C stops). State is in memory,
-## or in Valkey with `make run VALKEY_ADDR=host:port`.
+## or in Valkey with `make run VALKEY_ADDR=host:port`. A bad setting stops it before Ray starts;
+## an application that does not reach RUNNING (Valkey unreachable, a replica that cannot start)
+## within RUN_TIMEOUT_S makes it exit non-zero with the reason (scripts/serve_run.py).
+RUN_CONFIG    ?= ray_config/local.yaml
+RUN_TIMEOUT_S ?= 300
+RUN_ENV = WORKSPACE_ROOT=$(CURDIR)/$(DATA)/workspaces ARTIFACT_ROOT=$(CURDIR)/$(DATA)/artifacts \
+	$(if $(VALKEY_ADDR),VALKEY_ADDR=$(VALKEY_ADDR) SESSION_STORE_BACKEND=valkey INVOCATION_STORE_BACKEND=valkey) \
+	RAY_ADDRESS=local RAY_USAGE_STATS_ENABLED=0
 run: install sandbox
 	mkdir -p $(DATA)
-	WORKSPACE_ROOT=$(CURDIR)/$(DATA)/workspaces ARTIFACT_ROOT=$(CURDIR)/$(DATA)/artifacts \
-	$(if $(VALKEY_ADDR),VALKEY_ADDR=$(VALKEY_ADDR) SESSION_STORE_BACKEND=valkey INVOCATION_STORE_BACKEND=valkey) \
-	RAY_ADDRESS=local RAY_USAGE_STATS_ENABLED=0 $(BIN)/serve run ray_config/local.yaml
+	$(RUN_ENV) $(BIN)/python -m serve_app.config $(RUN_CONFIG)
+	$(RUN_ENV) $(BIN)/python scripts/serve_run.py $(RUN_CONFIG) --timeout $(RUN_TIMEOUT_S)
 
 ## Lint, type-check and run the whole suite (unit, HTTP contract, Ray Serve end-to-end).
 test: install sandbox lint typecheck
@@ -49,6 +55,7 @@ bench: install
 
 docs: install
 	$(BIN)/python scripts/gen_tools_doc.py > docs/TOOLS.md
+	$(BIN)/python scripts/gen_settings_doc.py --write README.md
 
 clean:
 	rm -rf $(DATA) .pytest_cache .mypy_cache .ruff_cache

@@ -1,11 +1,9 @@
-"""The Ray Serve application: three deployments composed by `build_app`. The only module that
-imports Ray; each deployment is a thin shell around plain-Python services."""
+"""The Ray Serve application: three deployments composed by `build_app`. With `handles.py`, the
+only module that imports Ray; each deployment is a thin shell around plain-Python services."""
 
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Iterator
-from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import ray
@@ -19,26 +17,24 @@ from ray.serve.handle import DeploymentHandle
 from serve_app import logs, tracing
 from serve_app.api.app import create_app
 from serve_app.api.auth import Authenticator
+from serve_app.api.ports import SessionManagerPort
 from serve_app.config import Settings
-from serve_app.domain.capability import Capability
-from serve_app.domain.errors import ErrorCode, ServiceError
 from serve_app.domain.execution import ExecutionRequest, ExecutionResult
+from serve_app.domain.invoking import InvokeCommand
 from serve_app.domain.models import (
-    Artifact,
     Invocation,
     InvocationStatus,
-    LogLine,
     Principal,
     Session,
 )
 from serve_app.domain.observability import (
     DURATION_BUCKETS,
     SESSION_CREATE_BUCKETS,
-    AuditRecord,
-    MetricsSnapshot,
     denial_reason,
 )
-from serve_app.domain.service import CreateSession, InvokeCommand, InvokeOutcome
+from serve_app.domain.ports import Executor
+from serve_app.domain.results import InvokeOutcome
+from serve_app.handles import proxy, serve_methods, served
 from serve_app.wiring import (
     Stores,
     build_executor,
@@ -52,133 +48,6 @@ T = TypeVar("T")
 
 AppArgs = Settings
 """`build_app`'s single argument: the settings, each defaulting to its environment variable."""
-
-
-async def _remote(call: Awaitable[T]) -> T:
-    """Await a handle call, re-raising the domain's errors as themselves."""
-    try:
-        return await call
-    except ServiceError:
-        raise
-    except ray.exceptions.RayTaskError as exc:
-        cause = getattr(exc, "cause", None)
-        if isinstance(cause, ServiceError):
-            raise ServiceError(cause.code, cause.message, cause.retryable) from None
-        log.error("remote call failed: %s", exc)
-        raise ServiceError(ErrorCode.INTERNAL, "internal error") from None
-    except (ray.exceptions.RayError, RuntimeError) as exc:
-        log.error("remote call failed: %s", exc)
-        raise ServiceError(ErrorCode.UNAVAILABLE, "service temporarily unavailable") from None
-
-
-def _context() -> dict[str, str]:
-    """What crosses a handle besides the call: the trace context and the request id."""
-    request_id = logs.request_id.get()
-    return tracing.inject({"x-request-id": request_id} if request_id else {})
-
-
-@contextmanager
-def _served(context: dict[str, str] | None, name: str, **attributes: str) -> Iterator[trace.Span]:
-    """Serve one handle call inside the caller's trace, with its request id in the logs."""
-    context = context or {}
-    logs.bind(request=context.get("x-request-id"), session=attributes.get("workspace.session_id"))
-    with tracing.tracer().start_as_current_span(
-        name, context=tracing.extract(context), attributes=attributes
-    ) as span:
-        yield span
-
-
-class HandleExecutor:
-    """The executor port over a DeploymentHandle to ToolExecutor."""
-
-    def __init__(self, handle: DeploymentHandle[Any]) -> None:
-        self._handle = handle
-
-    async def execute(self, request: ExecutionRequest) -> ExecutionResult:
-        result: ExecutionResult = await _remote(
-            self._handle.execute.remote(request, context=_context())
-        )
-        return result
-
-
-class HandleSessionManager:
-    """The HTTP layer's session-manager port over a DeploymentHandle to SessionManager."""
-
-    def __init__(self, handle: DeploymentHandle[Any]) -> None:
-        self._handle = handle
-
-    async def create_session(
-        self, request: CreateSession, caller: Principal | None = None
-    ) -> Session:
-        result: Session = await _remote(
-            self._handle.create_session.remote(request, caller, context=_context())
-        )
-        return result
-
-    async def get_session(self, session_id: str, caller: Principal | None = None) -> Session:
-        result: Session = await _remote(
-            self._handle.get_session.remote(session_id, caller, context=_context())
-        )
-        return result
-
-    async def close_session(self, session_id: str, caller: Principal | None = None) -> None:
-        await _remote(self._handle.close_session.remote(session_id, caller, context=_context()))
-
-    async def list_tools(
-        self, session_id: str, caller: Principal | None = None
-    ) -> list[Capability]:
-        result: list[Capability] = await _remote(
-            self._handle.list_tools.remote(session_id, caller, context=_context())
-        )
-        return result
-
-    async def get_invocation(
-        self, invocation_id: str, caller: Principal | None = None
-    ) -> Invocation:
-        result: Invocation = await _remote(
-            self._handle.get_invocation.remote(invocation_id, caller, context=_context())
-        )
-        return result
-
-    async def get_logs(
-        self, invocation_id: str, caller: Principal | None = None
-    ) -> list[LogLine] | None:
-        result: list[LogLine] | None = await _remote(
-            self._handle.get_logs.remote(invocation_id, caller, context=_context())
-        )
-        return result
-
-    async def get_artifacts(
-        self, invocation_id: str, caller: Principal | None = None
-    ) -> list[Artifact] | None:
-        result: list[Artifact] | None = await _remote(
-            self._handle.get_artifacts.remote(invocation_id, caller, context=_context())
-        )
-        return result
-
-    async def metrics(self) -> MetricsSnapshot:
-        result: MetricsSnapshot = await _remote(self._handle.metrics.remote(context=_context()))
-        return result
-
-    async def audit_trail(
-        self, session_id: str, caller: Principal | None = None, limit: int = 100
-    ) -> list[AuditRecord]:
-        result: list[AuditRecord] = await _remote(
-            self._handle.audit_trail.remote(session_id, caller, limit, context=_context())
-        )
-        return result
-
-    async def invoke(
-        self,
-        session_id: str,
-        tool_name: str,
-        command: InvokeCommand,
-        caller: Principal | None = None,
-    ) -> InvokeOutcome:
-        result: InvokeOutcome = await _remote(
-            self._handle.invoke.remote(session_id, tool_name, command, caller, context=_context())
-        )
-        return result
 
 
 class RayMetrics:
@@ -239,7 +108,7 @@ class ToolExecutorReplica:
             "workspace.invocation_id": request.invocation_id,
             "workspace.session_id": request.session.id,
         }
-        with _served(context, f"execute {request.tool_name}", **attributes):
+        with served(context, f"execute {request.tool_name}", **attributes):
             logs.bind(invocation=request.invocation_id)
             return await self._service.execute(request)
 
@@ -247,7 +116,11 @@ class ToolExecutorReplica:
         return os.environ.get("CUDA_VISIBLE_DEVICES")
 
 
+@serve_methods(SessionManagerPort, target="_service", span_prefix="SessionManager")
 class SessionManagerReplica:
+    """The session manager behind a handle: every method of `SessionManagerPort` serves the call
+    with `SessionService` (generated by `serve_methods`), `invoke` with its own span details."""
+
     async def __init__(  # type: ignore[misc]  # Serve awaits async constructors
         self, executor: DeploymentHandle[Any], settings: Settings
     ) -> None:
@@ -255,91 +128,14 @@ class SessionManagerReplica:
         self._stores = build_stores(settings)
         _refuse_unshared_replicas(self._stores)
         await self._stores.check()
+        executor_port = proxy(Executor, executor)  # type: ignore[type-abstract]
         self._service = build_session_service(
-            settings, HandleExecutor(executor), stores=self._stores, observers=[RayMetrics()]
+            settings, executor_port, stores=self._stores, observers=[RayMetrics()]
         )
         self._sweeper = asyncio.create_task(
             run_sweeper(self._service, self._stores.sweeper_lease, settings.sweep_interval_seconds)
         )
-
-    async def create_session(
-        self,
-        request: CreateSession,
-        caller: Principal | None = None,
-        context: dict[str, str] | None = None,
-    ) -> Session:
-        with _served(context, "SessionManager.create_session"):
-            return await self._service.create_session(request, caller)
-
-    async def get_session(
-        self,
-        session_id: str,
-        caller: Principal | None = None,
-        context: dict[str, str] | None = None,
-    ) -> Session:
-        with _served(context, "SessionManager.get_session", **{"workspace.session_id": session_id}):
-            return await self._service.get_session(session_id, caller)
-
-    async def close_session(
-        self,
-        session_id: str,
-        caller: Principal | None = None,
-        context: dict[str, str] | None = None,
-    ) -> None:
-        with _served(
-            context, "SessionManager.close_session", **{"workspace.session_id": session_id}
-        ):
-            return await self._service.close_session(session_id, caller)
-
-    async def list_tools(
-        self,
-        session_id: str,
-        caller: Principal | None = None,
-        context: dict[str, str] | None = None,
-    ) -> list[Capability]:
-        with _served(context, "SessionManager.list_tools", **{"workspace.session_id": session_id}):
-            return await self._service.list_tools(session_id, caller)
-
-    async def get_invocation(
-        self,
-        invocation_id: str,
-        caller: Principal | None = None,
-        context: dict[str, str] | None = None,
-    ) -> Invocation:
-        with _served(context, "SessionManager.get_invocation"):
-            return await self._service.get_invocation(invocation_id, caller)
-
-    async def get_logs(
-        self,
-        invocation_id: str,
-        caller: Principal | None = None,
-        context: dict[str, str] | None = None,
-    ) -> list[LogLine] | None:
-        with _served(context, "SessionManager.get_logs"):
-            return await self._service.get_logs(invocation_id, caller)
-
-    async def get_artifacts(
-        self,
-        invocation_id: str,
-        caller: Principal | None = None,
-        context: dict[str, str] | None = None,
-    ) -> list[Artifact] | None:
-        with _served(context, "SessionManager.get_artifacts"):
-            return await self._service.get_artifacts(invocation_id, caller)
-
-    async def metrics(self, context: dict[str, str] | None = None) -> MetricsSnapshot:
-        with _served(context, "SessionManager.metrics"):
-            return await self._service.metrics()
-
-    async def audit_trail(
-        self,
-        session_id: str,
-        caller: Principal | None = None,
-        limit: int = 100,
-        context: dict[str, str] | None = None,
-    ) -> list[AuditRecord]:
-        with _served(context, "SessionManager.audit_trail", **{"workspace.session_id": session_id}):
-            return await self._service.audit_trail(session_id, caller, limit)
+        self._drain_seconds = _drain_seconds()
 
     async def invoke(
         self,
@@ -356,7 +152,7 @@ class SessionManagerReplica:
             "workspace.correlation_id": command.correlation_id or "",
             "workspace.trace_name": "workspace.tools",
         }
-        with _served(context, tool_name, **attributes) as span:
+        with served(context, tool_name, **attributes) as span:
             outcome = await self._service.invoke(session_id, tool_name, command, caller)
             invocation = outcome.invocation
             span.update_name(invocation.span_name or tool_name)
@@ -371,9 +167,19 @@ class SessionManagerReplica:
             return outcome
 
     async def __del__(self) -> None:
+        # Serve calls this on a graceful stop once no request is ongoing (or never: it kills the
+        # replica `graceful_shutdown_timeout_s` after the stop began, and the invocation leases
+        # then run out). What still runs here was called by a client that went away: it gets
+        # half the budget to end, then `drain` ends it `failed` before the stores close.
         self._sweeper.cancel()
-        await self._service.drain(timeout=10)
+        await self._service.drain(timeout=self._drain_seconds)
         await self._stores.close()
+
+
+def _drain_seconds() -> float:
+    """Half of this replica's graceful shutdown budget (Serve's default 20 s gives 10 s)."""
+    budget: float = serve.get_replica_context()._deployment_config.graceful_shutdown_timeout_s
+    return budget / 2
 
 
 def _observe(settings: Settings) -> None:
@@ -421,7 +227,7 @@ def _check_valkey(settings: Settings) -> None:
 class IngressReplica:
     def __init__(self, session_manager: DeploymentHandle[Any], settings: Settings) -> None:
         _observe(settings)
-        self._manager = HandleSessionManager(session_manager)
+        self._manager = proxy(SessionManagerPort, session_manager)  # type: ignore[type-abstract]
         self._version = settings.version
         self._sandbox = settings.sandbox
         # The token comes from this replica's environment (secrets never travel in arguments).

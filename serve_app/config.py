@@ -1,76 +1,39 @@
-"""Settings in one place. Every field defaults to its environment variable (contract §9), so
-`Settings()` reads the environment and `Settings(field=...)` overrides it — which is how the
-Serve config file's `args:` reach the application."""
+"""Settings in one place: one typed field per environment variable (contract §9, README's table,
+which `scripts/gen_settings_doc.py` writes from this class).
+
+`Settings()` reads the environment; `Settings(field=...)` overrides it — which is how the Serve
+config file's `args:` reach the application (Serve builds them with `Settings.model_validate`,
+which here reads the environment too). A value that does not parse, or is out of range, stops
+start-up with `InvalidSettings`, whose message names the variable and the reason:
+`VALKEY_TIMEOUT_SECONDS: must be a number ≥ 0.1, got '0.5x'`. `python -m serve_app.config`
+checks the current environment that way and exits non-zero on a bad value.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Self, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.config import ExtraValues
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from serve_app import __version__
 
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-FALSE_WORDS = frozenset({"0", "false", "no", "off"})
-
-
-def env_str(name: str, default: str) -> Callable[[], str]:
-    return lambda: os.environ.get(name, "").strip() or default
-
-
-def env_int(name: str, default: int) -> Callable[[], int]:
-    def read() -> int:
-        try:
-            return int(os.environ.get(name, "").strip())
-        except ValueError:
-            return default
-
-    return read
-
-
-def env_bool(name: str, default: bool) -> Callable[[], bool]:
-    def read() -> bool:
-        value = os.environ.get(name, "").strip().lower()
-        if value in TRUE_WORDS:
-            return True
-        if value in FALSE_WORDS:
-            return False
-        return default
-
-    return read
-
-
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, "").strip())
-    except ValueError:
-        return default
-
-
-def env_list(name: str) -> Callable[[], list[str]]:
-    def read() -> list[str]:
-        raw = os.environ.get(name, "")
-        return [item.strip() for item in raw.replace(",", ":").split(":") if item.strip()]
-
-    return read
-
-
-def env_raw(name: str, default: str) -> Callable[[], str]:
-    """The variable as set, even when set empty (so that an empty value can be refused)."""
-    return lambda: os.environ[name].strip() if name in os.environ else default
-
-
-def env_quota(name: str) -> Callable[[], int]:
-    """A quota: unset or unparsable is 0 (off); negative values are 0 too."""
-
-    def read() -> int:
-        return max(env_int(name, 0)(), 0)
-
-    return read
-
+MAX_AUTH_HEADER_NAME = 128
+GIT_SCHEMES = ("https", "http", "ssh", "git")
+LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "critical")
 
 # Secrets are read from each process's own environment and never travel with the settings
 # (Serve pickles deployment arguments into its controller's state).
@@ -78,167 +41,596 @@ SECRET_VARIABLES = {
     "valkey_password": "VALKEY_PASSWORD",
     "auth_shared_token": "WORKSPACE_AUTH_SHARED_TOKEN",
 }
-MAX_AUTH_HEADER_NAME = 128
+# Variables whose empty value is a value (refused by their check), not "unset".
+EMPTY_IS_A_VALUE = frozenset(
+    {
+        "WORKSPACE_AUTH_TOKEN_HEADER",
+        "WORKSPACE_AUTH_TENANT_HEADER",
+        "WORKSPACE_AUTH_ACTOR_HEADER",
+        "WORKSPACE_AUTH_ROLES_HEADER",
+    }
+)
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+def split_list(value: Any) -> Any:
+    """A list variable: items separated by `,` or `:`, blanks dropped."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.replace(",", ":").split(":") if item.strip()]
+    return value
 
+
+def quota(value: Any) -> Any:
+    """A quota: `0` is off, and so is a negative number (as in the original service)."""
+    if isinstance(value, str):
+        value = value.strip()
+        if value.lstrip("-").isdigit():
+            return max(int(value), 0)
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return max(value, 0)
+    return value
+
+
+PathList = Annotated[list[str], BeforeValidator(split_list)]
+Quota = Annotated[int, BeforeValidator(quota), Field(ge=0)]
+
+
+def variable(name: str, description: str, *, doc_default: str | None = None) -> dict[str, Any]:
+    """The `Field` arguments naming a setting's environment variable (its validation alias)."""
+    extra: dict[str, Any] = {"variable": name}
+    if doc_default is not None:
+        extra["doc_default"] = doc_default
+    return {
+        "validation_alias": name,
+        "description": description,
+        "json_schema_extra": extra,
+    }
+
+
+def quota_field(name: str, description: str) -> Any:
+    """A quota's field: `0` (the default) or a negative value is off."""
+    return Field(0, **variable(name, description, doc_default="`0` (off)"))
+
+
+def variable_of(field: FieldInfo) -> str | None:
+    """The environment variable of a field; None for `args:`-only settings."""
+    extra = field.json_schema_extra
+    if isinstance(extra, dict):
+        name = extra.get("variable")
+        return name if isinstance(name, str) else None
+    return None
+
+
+class InvalidSettings(ValueError):
+    """Settings that cannot start the service; one line per problem, each naming the variable."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+    @classmethod
+    def from_validation(cls, error: ValidationError) -> InvalidSettings:
+        fields = Settings.model_fields
+        by_key: dict[str, str] = {}
+        for name, field in fields.items():
+            by_key[name] = name
+            if (var := variable_of(field)) is not None:
+                by_key[var] = name
+        problems: list[str] = []
+        for detail in error.errors(include_url=False):
+            key = str(detail["loc"][0]) if detail["loc"] else ""
+            field_name = by_key.get(key)
+            if field_name is None:
+                if detail["type"] == "extra_forbidden":
+                    problems.append(f"{key}: not a setting")
+                else:
+                    problems.append(_plain(detail["msg"]))
+                continue
+            field = fields[field_name]
+            label = variable_of(field) or f"{field_name} (Serve config args)"
+            problems.append(f"{label}: {_reason(field_name, field, detail)}")
+        return cls(problems)
+
+
+PARSE_ERRORS = {
+    "int_parsing",
+    "int_type",
+    "int_from_float",
+    "float_parsing",
+    "float_type",
+    "finite_number",
+    "greater_than",
+    "greater_than_equal",
+    "less_than",
+    "less_than_equal",
+}
+
+
+def _plain(message: str) -> str:
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return message
+
+
+def _expectation(field: FieldInfo) -> str:
+    """'a number ≥ 0.1', 'an integer from 1 to 65535', …: what a numeric field accepts."""
+    kind = "an integer" if field.annotation is int else "a number"
+    bounds: dict[str, Any] = {}
+    for item in field.metadata:
+        for bound in ("ge", "gt", "le", "lt"):
+            if getattr(item, bound, None) is not None:
+                bounds[bound] = getattr(item, bound)
+    if "ge" in bounds and "le" in bounds:
+        return f"{kind} from {bounds['ge']} to {bounds['le']}"
+    parts = [kind]
+    symbols = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
+    parts += [f"{symbols[bound]} {value}" for bound, value in bounds.items()]
+    return " ".join(parts)
+
+
+def _reason(name: str, field: FieldInfo, detail: Any) -> str:
+    secret = name in SECRET_VARIABLES
+    got = "" if secret else f", got {detail['input']!r}"
+    kind = detail["type"]
+    if kind in PARSE_ERRORS:
+        return f"must be {_expectation(field)}{got}"
+    if kind == "bool_parsing":
+        return f"must be one of 1/true/yes/on or 0/false/no/off{got}"
+    if kind == "literal_error":
+        return f"must be {detail['ctx']['expected']}{got}"
+    if kind == "string_too_short":
+        return "must not be empty"
+    message = _plain(detail["msg"])
+    if message.startswith("Input should be "):
+        return f"must be {message.removeprefix('Input should be ')}{got}"
+    return message
+
+
+class EnvironmentSource(PydanticBaseSettingsSource):
+    """Each setting's own variable, exactly as named (no prefixes, no case folding, no JSON):
+    surrounding blanks stripped, and an empty value treated as unset (except where empty is a
+    value to refuse). Secrets are taken verbatim."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        name = variable_of(field)
+        if name is None or name not in os.environ:
+            return None, field_name, False
+        raw = os.environ[name]
+        if field_name in SECRET_VARIABLES:
+            return raw, name, False
+        value = raw.strip()
+        if not value and name not in EMPTY_IS_A_VALUE:
+            return None, name, False
+        if get_origin(field.annotation) is list and not split_list(value):
+            return None, name, False
+        return value, name, False
+
+    def __call__(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for field_name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, field_name)
+            if value is not None:
+                data[key] = value
+        return data
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        frozen=True,
+        hide_input_in_errors=True,
+        populate_by_name=True,
+        case_sensitive=True,
+        validate_default=True,
+    )
+
+    # --- Workspaces and artifacts ---------------------------------------------------------------
     workspace_backend: Literal["local"] = Field(
-        default_factory=env_str("WORKSPACE_BACKEND", "local")  # type: ignore[arg-type]
+        "local",
+        **variable(
+            "WORKSPACE_BACKEND",
+            "`local` only: the original's `kubernetes` (a runner pod per session) is refused at "
+            "start-up rather than silently served from local directories",
+        ),
     )
     workspace_root: Path = Field(
-        default_factory=lambda: Path(env_str("WORKSPACE_ROOT", "/tmp/swe-workspaces")())
+        Path("/tmp/swe-workspaces"),
+        **variable(
+            "WORKSPACE_ROOT",
+            "local workspaces root, shared by every executor replica",
+            doc_default="`/tmp/swe-workspaces` (`make run`: `.data/workspaces`)",
+        ),
     )
     artifact_root: Path = Field(
-        default_factory=lambda: Path(env_str("ARTIFACT_ROOT", "/tmp/swe-artifacts")())
+        Path("/tmp/swe-artifacts"),
+        **variable(
+            "ARTIFACT_ROOT",
+            "invocation artifacts; the sweeper removes them an hour after their invocation "
+            "record expires (`INVOCATION_STORE_TTL_SECONDS`)",
+            doc_default="`/tmp/swe-artifacts` (`make run`: `.data/artifacts`)",
+        ),
     )
-    session_store_backend: Literal["memory", "valkey"] = Field(
-        default_factory=env_str("SESSION_STORE_BACKEND", "memory")  # type: ignore[arg-type]
+    source_repo_roots: PathList = Field(
+        default_factory=list,
+        **variable(
+            "WORKSPACE_SOURCE_REPO_ROOTS",
+            "`:`-separated absolute server directories that `source_repo_path` may copy from, "
+            "and a local `repo_url` (a path or `file://`) may clone from (`make run` allows `/`); "
+            "never anything inside or above `WORKSPACE_ROOT` or `ARTIFACT_ROOT`, whatever the "
+            "roots say",
+            doc_default="empty (feature off)",
+        ),
     )
-    invocation_store_backend: Literal["memory", "valkey"] = Field(
-        default_factory=env_str("INVOCATION_STORE_BACKEND", "memory")  # type: ignore[arg-type]
+    git_allowed_schemes: PathList = Field(
+        default_factory=lambda: ["https"],
+        **variable(
+            "WORKSPACE_GIT_ALLOWED_SCHEMES",
+            "`:`- or `,`-separated transports that `repo_url` clones and git remotes may use: "
+            "`https`, `http`, `ssh`, `git`; local repositories go through "
+            "`WORKSPACE_SOURCE_REPO_ROOTS`, `ext::` and other `<transport>::` addresses never",
+        ),
     )
-    session_store_key_prefix: str = Field(
-        default_factory=env_str("SESSION_STORE_KEY_PREFIX", "workspace:session")
-    )
-    session_store_ttl_seconds: int = Field(
-        default_factory=env_int("SESSION_STORE_TTL_SECONDS", 86400), ge=1
-    )
-    invocation_store_key_prefix: str = Field(
-        default_factory=env_str("INVOCATION_STORE_KEY_PREFIX", "workspace:invocation")
-    )
-    valkey_addr: str = Field(default_factory=env_str("VALKEY_ADDR", ""))
-    valkey_host: str = Field(
-        default_factory=env_str("VALKEY_HOST", "valkey.swe-ai-fleet.svc.cluster.local")
-    )
-    valkey_port: int = Field(default_factory=env_int("VALKEY_PORT", 6379), ge=1, le=65535)
-    valkey_db: int = Field(default_factory=env_int("VALKEY_DB", 0), ge=0)
-    valkey_password: SecretStr = Field(
-        default_factory=lambda: SecretStr(os.environ.get("VALKEY_PASSWORD", ""))
-    )
-    valkey_timeout_seconds: float = Field(
-        default_factory=env_int("VALKEY_TIMEOUT_SECONDS", 2), gt=0
-    )
-    inline_output_max_bytes: int = Field(
-        default_factory=env_int("WORKSPACE_INLINE_OUTPUT_MAX_BYTES", 256 * 1024), ge=0
-    )
-    invocation_store_ttl_seconds: int = Field(
-        default_factory=env_int("INVOCATION_STORE_TTL_SECONDS", 86400), ge=0
-    )
-    invocation_store_max_records: int = Field(
-        default_factory=env_int("INVOCATION_STORE_MAX_RECORDS", 100_000), ge=1
-    )
-    invocation_lease_seconds: int = Field(
-        default_factory=env_int("WORKSPACE_INVOCATION_LEASE_SECONDS", 30), ge=1
-    )
-    invocation_store_max_bytes: int = Field(
-        default_factory=env_int("INVOCATION_STORE_MAX_BYTES", 256 * 1024 * 1024), ge=1024 * 1024
-    )
-    auth_mode: Literal["payload", "trusted_headers"] = Field(
-        default_factory=env_str("WORKSPACE_AUTH_MODE", "payload")  # type: ignore[arg-type]
-    )
-    auth_shared_token: SecretStr = Field(
-        default_factory=lambda: SecretStr(os.environ.get("WORKSPACE_AUTH_SHARED_TOKEN", ""))
-    )
-    auth_token_header: str = Field(
-        default_factory=env_raw("WORKSPACE_AUTH_TOKEN_HEADER", "X-Workspace-Auth-Token")
-    )
-    auth_tenant_header: str = Field(
-        default_factory=env_raw("WORKSPACE_AUTH_TENANT_HEADER", "X-Workspace-Tenant-Id")
-    )
-    auth_actor_header: str = Field(
-        default_factory=env_raw("WORKSPACE_AUTH_ACTOR_HEADER", "X-Workspace-Actor-Id")
-    )
-    auth_roles_header: str = Field(
-        default_factory=env_raw("WORKSPACE_AUTH_ROLES_HEADER", "X-Workspace-Roles")
-    )
-    rate_limit_per_minute: int = Field(
-        default_factory=env_quota("WORKSPACE_RATE_LIMIT_PER_MINUTE"), ge=0
-    )
-    rate_limit_per_minute_per_principal: int = Field(
-        default_factory=env_quota("WORKSPACE_RATE_LIMIT_PER_MINUTE_PER_PRINCIPAL"), ge=0
-    )
-    max_concurrency_per_session: int = Field(
-        default_factory=env_quota("WORKSPACE_MAX_CONCURRENCY_PER_SESSION"), ge=0
-    )
-    max_output_bytes_per_invocation: int = Field(
-        default_factory=env_quota("WORKSPACE_MAX_OUTPUT_BYTES_PER_INVOCATION"), ge=0
-    )
-    max_artifacts_per_invocation: int = Field(
-        default_factory=env_quota("WORKSPACE_MAX_ARTIFACTS_PER_INVOCATION"), ge=0
-    )
-    max_artifact_bytes_per_invocation: int = Field(
-        default_factory=env_quota("WORKSPACE_MAX_ARTIFACT_BYTES_PER_INVOCATION"), ge=0
-    )
-    max_sessions_per_tenant: int = Field(
-        default_factory=env_quota("WORKSPACE_MAX_SESSIONS_PER_TENANT"), ge=0
-    )
-    metrics_key_prefix: str = Field(
-        default_factory=env_str("WORKSPACE_METRICS_KEY_PREFIX", "workspace:metrics")
-    )
-    audit_key_prefix: str = Field(
-        default_factory=env_str("WORKSPACE_AUDIT_KEY_PREFIX", "workspace:audit")
-    )
-    audit_max_records_per_session: int = Field(
-        default_factory=env_int("WORKSPACE_AUDIT_MAX_RECORDS_PER_SESSION", 10_000), ge=1
-    )
-    quota_key_prefix: str = Field(
-        default_factory=env_str("WORKSPACE_QUOTA_KEY_PREFIX", "workspace:quota")
-    )
-    source_repo_roots: list[str] = Field(default_factory=env_list("WORKSPACE_SOURCE_REPO_ROOTS"))
-    session_default_ttl_seconds: int = 3600
     session_max_ttl_seconds: int = Field(
-        default_factory=env_int("WORKSPACE_SESSION_MAX_TTL_SECONDS", 7 * 86400), ge=60
-    )
-    clone_timeout_seconds: int = Field(
-        default_factory=env_int("WORKSPACE_CLONE_TIMEOUT_SECONDS", 300), ge=1
+        7 * 86400,
+        ge=60,
+        **variable("WORKSPACE_SESSION_MAX_TTL_SECONDS", "longest `expires_in_seconds` accepted"),
     )
     sweep_interval_seconds: float = Field(
-        default_factory=env_int("WORKSPACE_SWEEP_INTERVAL_SECONDS", 30), gt=0
+        30,
+        gt=0,
+        **variable(
+            "WORKSPACE_SWEEP_INTERVAL_SECONDS",
+            "how often expired sessions' workspaces are removed (fractions allowed)",
+        ),
     )
-    extra_tool_families: list[str] = Field(
-        default_factory=env_list("WORKSPACE_EXTRA_TOOL_FAMILIES")
+    clone_timeout_seconds: int = Field(
+        300, ge=1, **variable("WORKSPACE_CLONE_TIMEOUT_SECONDS", "`repo_url` clone limit")
     )
+
+    # --- Invocation records -----------------------------------------------------------------------
+    invocation_store_ttl_seconds: int = Field(
+        86400,
+        ge=0,
+        **variable(
+            "INVOCATION_STORE_TTL_SECONDS",
+            "how long invocation records are kept (`0`: no expiry)",
+        ),
+    )
+    invocation_store_max_records: int = Field(
+        100_000,
+        ge=1,
+        **variable("INVOCATION_STORE_MAX_RECORDS", "in-memory store cap; the oldest go first"),
+    )
+    invocation_lease_seconds: int = Field(
+        30,
+        ge=1,
+        **variable(
+            "WORKSPACE_INVOCATION_LEASE_SECONDS",
+            "a replica renews the lease of each invocation it runs every third of this; when "
+            "its replica dies, the sweeper ends the invocation `failed` (`unavailable`, "
+            "retryable) once the lease has run out (within about this plus three "
+            "`WORKSPACE_SWEEP_INTERVAL_SECONDS`: the dead replica's sweeper lease must lapse too)",
+        ),
+    )
+    invocation_store_max_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024 * 1024,
+        **variable(
+            "INVOCATION_STORE_MAX_BYTES",
+            "in-memory store cap in bytes of kept records (outputs over "
+            "`WORKSPACE_INLINE_OUTPUT_MAX_BYTES` are kept only in their artifacts, as with "
+            "Valkey); the oldest go first; at least 1 MiB. With Valkey, size `maxmemory` for "
+            "the records a TTL keeps: at most about 2 times "
+            "`WORKSPACE_INLINE_OUTPUT_MAX_BYTES` per invocation (output and logs), times the "
+            "invocations per `INVOCATION_STORE_TTL_SECONDS`",
+            doc_default="`268435456` (256 MiB)",
+        ),
+    )
+    executor_threads: int = Field(
+        64,
+        ge=1,
+        **variable("WORKSPACE_EXECUTOR_THREADS", "threads per executor replica for file tools"),
+    )
+
+    # --- Stores -----------------------------------------------------------------------------------
+    session_store_backend: Literal["memory", "valkey"] = Field(
+        "memory",
+        **variable(
+            "SESSION_STORE_BACKEND",
+            "`memory` or `valkey` (`make run VALKEY_ADDR=…` sets both backends to `valkey`)",
+        ),
+    )
+    invocation_store_backend: Literal["memory", "valkey"] = Field(
+        "memory", **variable("INVOCATION_STORE_BACKEND", "`memory` or `valkey`")
+    )
+    valkey_addr: str = Field(
+        "",
+        **variable(
+            "VALKEY_ADDR",
+            "`host:port` (`[v6addr]:port`); wins over `VALKEY_HOST` and `VALKEY_PORT`",
+            doc_default="—",
+        ),
+    )
+    valkey_host: str = Field(
+        "valkey.swe-ai-fleet.svc.cluster.local",
+        min_length=1,
+        **variable("VALKEY_HOST", "Valkey host when `VALKEY_ADDR` is unset"),
+    )
+    valkey_port: int = Field(
+        6379,
+        ge=1,
+        le=65535,
+        **variable("VALKEY_PORT", "Valkey port when `VALKEY_ADDR` is unset"),
+    )
+    valkey_db: int = Field(0, ge=0, **variable("VALKEY_DB", "database index"))
+    valkey_password: SecretStr = Field(
+        SecretStr(""),
+        **variable(
+            "VALKEY_PASSWORD",
+            "AUTH password; read from each replica's own environment, never passed along",
+            doc_default="—",
+        ),
+    )
+    valkey_timeout_seconds: float = Field(
+        2,
+        ge=0.1,
+        **variable(
+            "VALKEY_TIMEOUT_SECONDS",
+            "connect and command timeout (fractions allowed): how long an outage takes to "
+            "become a 503",
+        ),
+    )
+    session_store_key_prefix: str = Field(
+        "workspace:session",
+        min_length=1,
+        **variable("SESSION_STORE_KEY_PREFIX", "Valkey keys of sessions"),
+    )
+    invocation_store_key_prefix: str = Field(
+        "workspace:invocation",
+        min_length=1,
+        **variable("INVOCATION_STORE_KEY_PREFIX", "Valkey keys of invocations"),
+    )
+    inline_output_max_bytes: int = Field(
+        256 * 1024,
+        ge=0,
+        **variable(
+            "WORKSPACE_INLINE_OUTPUT_MAX_BYTES",
+            "output/logs larger than this are kept only in their artifact files (Valkey and "
+            "in-memory stores alike)",
+        ),
+    )
+
+    # --- Build info and logs ----------------------------------------------------------------------
+    version: str = Field(
+        __version__,
+        min_length=1,
+        **variable(
+            "WORKSPACE_VERSION",
+            "`workspace_build_info{version}`, trace resource `service.version`",
+            doc_default=f"`{__version__}` (the package version)",
+        ),
+    )
+    log_level: str = Field(
+        "info",
+        **variable("LOG_LEVEL", "`debug`, `info`, `warn`, `error` (or `warning`, `critical`)"),
+    )
+
+    # --- Sandbox ----------------------------------------------------------------------------------
     sandbox: Literal["bubblewrap", "none"] = Field(
-        default_factory=env_str("WORKSPACE_SANDBOX", "bubblewrap")  # type: ignore[arg-type]
+        "bubblewrap",
+        **variable(
+            "WORKSPACE_SANDBOX",
+            "`bubblewrap`: every tool process in a per-call sandbox (`docs/SECURITY.md`); the "
+            "service refuses to start if it cannot make one. `none`: tools run unsandboxed as "
+            "the service's user — development only, never shared use. Shown as "
+            "`workspace_build_info{sandbox}`",
+        ),
     )
-    git_allowed_schemes: list[str] = Field(
-        default_factory=lambda: env_list("WORKSPACE_GIT_ALLOWED_SCHEMES")() or ["https"]
-    )
-    sandbox_toolchain_dirs: list[str] = Field(
-        default_factory=env_list("WORKSPACE_SANDBOX_TOOLCHAIN_DIRS")
+    sandbox_toolchain_dirs: PathList = Field(
+        default_factory=list,
+        **variable(
+            "WORKSPACE_SANDBOX_TOOLCHAIN_DIRS",
+            "`:`- or `,`-separated absolute directories mounted read-only in the sandbox; "
+            "unset: every `PATH` directory outside `/usr` & co. (a virtual environment's or "
+            "conda prefix's whole tree for its `bin`), plus `RUSTUP_HOME`, `GOROOT`, "
+            "`JAVA_HOME`, `PYENV_ROOT`",
+            doc_default="derived",
+        ),
     )
     sandbox_max_memory_mb: int = Field(
-        default_factory=env_int("WORKSPACE_SANDBOX_MAX_MEMORY_MB", 8192), ge=0
+        8192,
+        ge=0,
+        **variable(
+            "WORKSPACE_SANDBOX_MAX_MEMORY_MB",
+            "per tool process: data segment (`RLIMIT_DATA`); `0` leaves it as inherited (so do "
+            "the four below)",
+        ),
     )
     sandbox_max_processes: int = Field(
-        default_factory=env_int("WORKSPACE_SANDBOX_MAX_PROCESSES", 512), ge=0
+        512,
+        ge=0,
+        **variable(
+            "WORKSPACE_SANDBOX_MAX_PROCESSES",
+            "processes and threads per sandbox (`RLIMIT_NPROC`; a pids cgroup per call when the "
+            "service runs as root)",
+        ),
     )
     sandbox_max_file_size_mb: int = Field(
-        default_factory=env_int("WORKSPACE_SANDBOX_MAX_FILE_SIZE_MB", 1024), ge=0
+        1024,
+        ge=0,
+        **variable("WORKSPACE_SANDBOX_MAX_FILE_SIZE_MB", "largest file a tool process may write"),
     )
     sandbox_max_cpu_seconds: int = Field(
-        default_factory=env_int("WORKSPACE_SANDBOX_MAX_CPU_SECONDS", 900), ge=0
+        900, ge=0, **variable("WORKSPACE_SANDBOX_MAX_CPU_SECONDS", "CPU time per tool process")
     )
     sandbox_max_open_files: int = Field(
-        default_factory=env_int("WORKSPACE_SANDBOX_MAX_OPEN_FILES", 4096), ge=0
+        4096, ge=0, **variable("WORKSPACE_SANDBOX_MAX_OPEN_FILES", "open files per tool process")
     )
-    executor_threads: int = Field(default_factory=env_int("WORKSPACE_EXECUTOR_THREADS", 64), ge=1)
-    version: str = Field(default_factory=env_str("WORKSPACE_VERSION", __version__))
-    log_level: str = Field(default_factory=env_str("LOG_LEVEL", "info"))
-    environment: str = Field(default_factory=env_str("WORKSPACE_ENV", "unknown"))
-    otel_enabled: bool = Field(default_factory=env_bool("WORKSPACE_OTEL_ENABLED", False))
-    otel_endpoint: str = Field(default_factory=env_str("WORKSPACE_OTEL_EXPORTER_OTLP_ENDPOINT", ""))
+
+    # --- Authentication ---------------------------------------------------------------------------
+    auth_mode: Literal["payload", "trusted_headers"] = Field(
+        "payload",
+        **variable(
+            "WORKSPACE_AUTH_MODE",
+            "`payload` (identity from the body, no checks) or `trusted_headers`",
+        ),
+    )
+    auth_shared_token: SecretStr = Field(
+        SecretStr(""),
+        **variable(
+            "WORKSPACE_AUTH_SHARED_TOKEN",
+            "required for `trusted_headers`; read from each replica's own environment, never "
+            "passed along",
+            doc_default="—",
+        ),
+    )
+    auth_token_header: str = Field(
+        "X-Workspace-Auth-Token",
+        **variable("WORKSPACE_AUTH_TOKEN_HEADER", "header carrying the shared token"),
+    )
+    auth_tenant_header: str = Field(
+        "X-Workspace-Tenant-Id",
+        **variable("WORKSPACE_AUTH_TENANT_HEADER", "header carrying the tenant"),
+    )
+    auth_actor_header: str = Field(
+        "X-Workspace-Actor-Id",
+        **variable("WORKSPACE_AUTH_ACTOR_HEADER", "header carrying the actor"),
+    )
+    auth_roles_header: str = Field(
+        "X-Workspace-Roles",
+        **variable("WORKSPACE_AUTH_ROLES_HEADER", "header carrying the comma-separated roles"),
+    )
+
+    # --- Quotas (0: off; a negative value is off too) ---------------------------------------------
+    rate_limit_per_minute: Quota = quota_field(
+        "WORKSPACE_RATE_LIMIT_PER_MINUTE", "invocations per session per wall-clock minute"
+    )
+    rate_limit_per_minute_per_principal: Quota = quota_field(
+        "WORKSPACE_RATE_LIMIT_PER_MINUTE_PER_PRINCIPAL", "invocations per tenant+actor per minute"
+    )
+    max_concurrency_per_session: Quota = quota_field(
+        "WORKSPACE_MAX_CONCURRENCY_PER_SESSION", "invocations in flight per session"
+    )
+    max_output_bytes_per_invocation: Quota = quota_field(
+        "WORKSPACE_MAX_OUTPUT_BYTES_PER_INVOCATION", "JSON size of a tool's output"
+    )
+    max_artifacts_per_invocation: Quota = quota_field(
+        "WORKSPACE_MAX_ARTIFACTS_PER_INVOCATION", "tool artifacts (the two automatic ones excluded)"
+    )
+    max_artifact_bytes_per_invocation: Quota = quota_field(
+        "WORKSPACE_MAX_ARTIFACT_BYTES_PER_INVOCATION",
+        "total bytes of tool artifacts (the two automatic ones excluded)",
+    )
+    max_sessions_per_tenant: Quota = quota_field(
+        "WORKSPACE_MAX_SESSIONS_PER_TENANT", "live sessions per tenant"
+    )
+    quota_key_prefix: str = Field(
+        "workspace:quota",
+        min_length=1,
+        **variable("WORKSPACE_QUOTA_KEY_PREFIX", "Valkey keys of the quota counters"),
+    )
+
+    # --- Tracing, metrics, audit ------------------------------------------------------------------
+    otel_enabled: bool = Field(
+        False,
+        **variable(
+            "WORKSPACE_OTEL_ENABLED",
+            "OTLP/HTTP trace export (`docs/OBSERVABILITY.md`)",
+        ),
+    )
+    otel_endpoint: str = Field(
+        "",
+        **variable(
+            "WORKSPACE_OTEL_EXPORTER_OTLP_ENDPOINT",
+            "collector `host:port` or URL",
+            doc_default="— (`localhost:4318`)",
+        ),
+    )
     otel_insecure: bool = Field(
-        default_factory=env_bool("WORKSPACE_OTEL_EXPORTER_OTLP_INSECURE", False)
+        False, **variable("WORKSPACE_OTEL_EXPORTER_OTLP_INSECURE", "plain HTTP export")
     )
     otel_sampling_ratio: float = Field(
-        default_factory=lambda: _env_float("WORKSPACE_OTEL_SAMPLING_RATIO", 1.0), ge=0, le=1
+        1.0,
+        ge=0,
+        le=1,
+        **variable("WORKSPACE_OTEL_SAMPLING_RATIO", "head sampling ratio"),
     )
     otel_export_delay_ms: int = Field(
-        default_factory=env_int("WORKSPACE_OTEL_EXPORT_DELAY_MS", 2000), ge=10
+        2000, ge=10, **variable("WORKSPACE_OTEL_EXPORT_DELAY_MS", "batch export interval")
     )
+    environment: str = Field(
+        "unknown",
+        **variable("WORKSPACE_ENV", "trace resource `deployment.environment`"),
+    )
+    metrics_key_prefix: str = Field(
+        "workspace:metrics",
+        min_length=1,
+        **variable("WORKSPACE_METRICS_KEY_PREFIX", "application-wide counters in Valkey"),
+    )
+    audit_key_prefix: str = Field(
+        "workspace:audit",
+        min_length=1,
+        **variable("WORKSPACE_AUDIT_KEY_PREFIX", "per-session audit streams in Valkey"),
+    )
+    audit_max_records_per_session: int = Field(
+        10_000,
+        ge=1,
+        **variable("WORKSPACE_AUDIT_MAX_RECORDS_PER_SESSION", "audit stream cap per session"),
+    )
+
+    # --- Serve config `args:` only (no environment variable) --------------------------------------
+    session_default_ttl_seconds: int = Field(
+        3600,
+        ge=60,
+        description="session lifetime when `expires_in_seconds` is not given",
+    )
+    extra_tool_families: list[str] = Field(
+        default_factory=list,
+        description="extra tool families to load, as `package.module:NAME` (tests, benchmarks)",
+    )
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise InvalidSettings.from_validation(error) from None
+
+    @classmethod
+    def model_validate(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: ExtraValues | None = None,
+        from_attributes: bool | None = None,
+        context: Any | None = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self:
+        """Serve builds `build_app`'s argument with this: the `args:` mapping, then the
+        environment for everything it does not name (as `Settings(**args)`)."""
+        if isinstance(obj, Mapping):
+            return cls(**obj)
+        return super().model_validate(
+            obj,
+            strict=strict,
+            extra=extra,
+            from_attributes=from_attributes,
+            context=context,
+            by_alias=by_alias,
+            by_name=by_name,
+        )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, EnvironmentSource(settings_cls)
 
     @field_validator("workspace_root", "artifact_root")
     @classmethod
@@ -249,47 +641,67 @@ class Settings(BaseModel):
     @classmethod
     def _known_schemes(cls, value: list[str]) -> list[str]:
         schemes = [scheme.strip().lower() for scheme in value if scheme.strip()]
-        unknown = sorted(set(schemes) - {"https", "http", "ssh", "git"})
+        unknown = sorted(set(schemes) - set(GIT_SCHEMES))
         if unknown:
             raise ValueError(
-                f"WORKSPACE_GIT_ALLOWED_SCHEMES takes https, http, ssh and git, not {unknown} "
+                f"takes https, http, ssh and git, not {unknown} "
                 "(local repositories are allowed through WORKSPACE_SOURCE_REPO_ROOTS)"
             )
         return schemes
 
-    @field_validator("sandbox_toolchain_dirs")
+    @field_validator("sandbox_toolchain_dirs", "source_repo_roots")
     @classmethod
-    def _absolute_toolchains(cls, value: list[str]) -> list[str]:
+    def _absolute_dirs(cls, value: list[str]) -> list[str]:
         for directory in value:
             if not os.path.isabs(directory):
-                raise ValueError(f"sandbox toolchain directory must be absolute: {directory}")
+                raise ValueError(f"directories must be absolute, got {directory!r}")
         return value
 
-    @field_validator("source_repo_roots")
+    @field_validator("valkey_addr")
     @classmethod
-    def _absolute_roots(cls, value: list[str]) -> list[str]:
-        for root in value:
-            if not os.path.isabs(root):
-                raise ValueError(f"source repo root must be absolute: {root}")
+    def _host_port(cls, value: str) -> str:
+        if value:
+            split_address(value)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().lower()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+        return level
+
+    @field_validator(
+        "auth_token_header", "auth_tenant_header", "auth_actor_header", "auth_roles_header"
+    )
+    @classmethod
+    def _header_name(cls, value: str) -> str:
+        if (
+            not value
+            or len(value) > MAX_AUTH_HEADER_NAME
+            or not value.isascii()
+            or not value.isprintable()
+            or " " in value
+            or ":" in value
+        ):
+            raise ValueError(
+                "must be a non-empty ASCII header name without spaces or colons (at most "
+                f"{MAX_AUTH_HEADER_NAME} characters), got {value!r}"
+            )
         return value
 
     @model_validator(mode="after")
-    def _auth_is_complete(self) -> Settings:
-        names = (
-            self.auth_token_header,
-            self.auth_tenant_header,
-            self.auth_actor_header,
-            self.auth_roles_header,
-        )
-        for name in names:
-            if not name or len(name) > MAX_AUTH_HEADER_NAME or not name.isascii() or " " in name:
-                raise ValueError(
-                    "WORKSPACE_AUTH_*_HEADER names must be non-empty ASCII header names, "
-                    f"got {name!r}"
-                )
+    def _consistent(self) -> Settings:
         if self.auth_mode == "trusted_headers" and not self.auth_shared_token.get_secret_value():
             raise ValueError(
                 "WORKSPACE_AUTH_MODE=trusted_headers requires WORKSPACE_AUTH_SHARED_TOKEN"
+            )
+        if self.session_max_ttl_seconds < self.session_default_ttl_seconds:
+            raise ValueError(
+                "WORKSPACE_SESSION_MAX_TTL_SECONDS: must be at least the default session "
+                f"lifetime ({self.session_default_ttl_seconds} s), got "
+                f"{self.session_max_ttl_seconds}"
             )
         return self
 
@@ -303,8 +715,8 @@ class Settings(BaseModel):
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         super().__setstate__(state)
-        for name, variable in SECRET_VARIABLES.items():
-            self.__dict__[name] = SecretStr(os.environ.get(variable, ""))
+        for name, var in SECRET_VARIABLES.items():
+            self.__dict__[name] = SecretStr(os.environ.get(var, ""))
 
     @property
     def uses_valkey(self) -> bool:
@@ -314,12 +726,68 @@ class Settings(BaseModel):
     def valkey_address(self) -> tuple[str, int]:
         """`VALKEY_ADDR` (host:port) wins over `VALKEY_HOST`/`VALKEY_PORT`."""
         if self.valkey_addr:
-            host, _, port = self.valkey_addr.rpartition(":")
-            if not host or not port.isdigit():
-                raise ValueError(f"VALKEY_ADDR must be host:port, got {self.valkey_addr!r}")
-            return host.strip("[]"), int(port)
+            return split_address(self.valkey_addr)
         return self.valkey_host, self.valkey_port
 
     def summary(self) -> dict[str, Any]:
         """Settings for logs: secrets appear masked."""
         return self.model_dump(mode="json")
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """`host:port` (or `[v6addr]:port`), the port 1..65535."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"must be host:port with a port from 1 to 65535, got {address!r}")
+    return host, int(port)
+
+
+def variables() -> dict[str, str]:
+    """Each documented environment variable and the field it sets."""
+    return {
+        name: field_name
+        for field_name, field in Settings.model_fields.items()
+        if (name := variable_of(field)) is not None
+    }
+
+
+def serve_config_args(path: str) -> dict[str, dict[str, Any]]:
+    """Each application's `args:` in a Serve config file."""
+    import yaml
+
+    with open(path, encoding="utf-8") as file:
+        config = yaml.safe_load(file) or {}
+    return {
+        str(application.get("name", "default")): dict(application.get("args") or {})
+        for application in config.get("applications", [])
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m serve_app.config [SERVE_CONFIG.yaml]`: build the settings from this environment
+    (and each application's `args:` in the Serve config file, if given) as start-up would; on a
+    bad value print the reasons and exit 1."""
+    paths = list(sys.argv[1:] if argv is None else argv)
+    if len(paths) > 1 or any(path.startswith("-") for path in paths):
+        sys.stderr.write("usage: python -m serve_app.config [SERVE_CONFIG.yaml]\n")
+        return 2
+    try:
+        applications = serve_config_args(paths[0]) if paths else {"": {}}
+    except (OSError, ValueError) as error:
+        sys.stderr.write(f"invalid settings: cannot read {paths[0]}: {error}\n")
+        return 1
+    failed = False
+    for name, args in applications.items():
+        try:
+            Settings(**args)
+        except InvalidSettings as error:
+            where = f" (application {name!r} of {paths[0]})" if paths else ""
+            lines = "".join(f"  {problem}\n" for problem in error.problems)
+            sys.stderr.write(f"invalid settings{where}:\n{lines}")
+            failed = True
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

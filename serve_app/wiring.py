@@ -31,7 +31,8 @@ from serve_app.domain.catalog import Catalog
 from serve_app.domain.models import utcnow
 from serve_app.domain.observability import AuditLog, MetricsRecorder, Observer
 from serve_app.domain.ports import Executor, InvocationStore, Lease, QuotaStore, SessionStore
-from serve_app.domain.service import QuotaLimits, SessionService
+from serve_app.domain.quotas import QuotaLimits
+from serve_app.domain.service import SessionService
 from serve_app.execution.executor import ExecutionService
 from serve_app.runtime.sandbox import (
     ProcessCgroups,

@@ -15,6 +15,7 @@ from serve_app import __version__
 from serve_app.api.auth import Authenticator
 from serve_app.api.body_limit import BodyLimitMiddleware
 from serve_app.api.context import RequestContextMiddleware
+from serve_app.api.openapi import install_openapi
 from serve_app.api.ports import SessionManagerPort
 from serve_app.api.responses import JSONLineResponse, error_response
 from serve_app.api.routes import health, invocations, sessions
@@ -49,6 +50,7 @@ def create_app(
     for router in routers:
         app.include_router(router)
     app.state.routes = [route for router in routers for route in router.routes]
+    install_openapi(app)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestContextMiddleware, echo_request_id=echo_request_id)
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Protocol
 
 from serve_app.domain.capability import Capability
+from serve_app.domain.invoking import InvokeCommand
 from serve_app.domain.models import Artifact, Invocation, LogLine, Principal, Session
 from serve_app.domain.observability import AuditRecord, MetricsSnapshot
-from serve_app.domain.service import CreateSession, InvokeCommand, InvokeOutcome
+from serve_app.domain.results import InvokeOutcome
+from serve_app.domain.sessions import CreateSession
 
 
 class SessionManagerPort(Protocol):

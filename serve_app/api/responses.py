@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from serve_app.domain.errors import ErrorCode
-from serve_app.domain.service import Failure
+from serve_app.domain.results import Failure
 
 STATUS_BY_CODE: dict[str, int] = {
     ErrorCode.INVALID_ARGUMENT: 400,

@@ -11,6 +11,8 @@ from serve_app.domain.capability import Capability
 from serve_app.domain.models import Artifact, Invocation, LogLine, Session
 from serve_app.domain.observability import AuditRecord
 
+SESSION_ID_PATTERN = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$"
+
 
 class StrictBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -24,7 +26,11 @@ class PrincipalBody(StrictBody):
 
 class CreateSessionRequest(StrictBody):
     session_id: str | None = Field(
-        default=None, description="Optional client-chosen id: [A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
+        default=None,
+        description="Optional client-chosen id: [A-Za-z0-9][A-Za-z0-9_.-]{0,127} without '..'",
+        # Documented here, checked by the service (its own message names the rule): the same
+        # rule written without a lookahead, which JSON Schema patterns may not support.
+        json_schema_extra={"pattern": SESSION_ID_PATTERN, "maxLength": 128},
     )
     repo_url: str | None = Field(default=None, description="Git URL cloned with --depth 1")
     repo_ref: str | None = Field(default=None, description="Branch or tag passed to --branch")

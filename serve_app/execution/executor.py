@@ -7,11 +7,14 @@ can serve any session; it holds no per-session state.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import pydantic_core
 
 from serve_app.domain.errors import ErrorCode, ServiceError
 from serve_app.domain.execution import ArtifactBlob, ExecutionRequest, ExecutionResult
@@ -21,6 +24,7 @@ from serve_app.runtime.local import LocalRuntime
 from serve_app.runtime.sandbox import Sandbox
 from serve_app.tools import ToolRegistry
 from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult
+from serve_app.tools.declare import Output
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,10 +60,11 @@ class ExecutionService:
             deadline=deadline,
             runtime=runtime,
             blocking=self._blocking,
+            output_limit=(tool.capability.constraints.output_limit_kb or 256) * 1024,
         )
         try:
             result: ToolResult = await asyncio.wait_for(
-                tool.handler(context, request.args), request.timeout_seconds
+                tool(context, request.args), request.timeout_seconds
             )
         except TimeoutError:
             return _failure(
@@ -69,7 +74,7 @@ class ExecutionService:
             )
         except ToolFailed as exc:
             return ExecutionResult(
-                output=exc.output,
+                output=reported(exc.output)[0],
                 logs=exc.logs,
                 exit_code=exc.exit_code,
                 error=InvocationError(code=exc.code, message=exc.message, retryable=exc.retryable),
@@ -84,8 +89,17 @@ class ExecutionService:
         except Exception:
             log.exception("tool %s crashed", request.tool_name)
             return _failure(ErrorCode.INTERNAL, f"{request.tool_name} failed unexpectedly")
+        output, size = reported(result.output)
+        limit = tool.capability.constraints.output_limit_kb
+        if limit is not None and size > limit * 1024:
+            return _failure(
+                ErrorCode.EXECUTION_FAILED,
+                f"{request.tool_name} output is {size} bytes, over its limit of {limit} KiB "
+                "(ask for less: a narrower path, fewer results or fewer bytes)",
+                exit_code=result.exit_code or 1,
+            )
         return ExecutionResult(
-            output=result.output,
+            output=output,
             logs=result.logs,
             exit_code=result.exit_code,
             artifacts=[
@@ -117,6 +131,23 @@ class ExecutionService:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def reported(output: Any) -> tuple[Any, int]:
+    """A handler's output as it is reported (an output model as its JSON object) and the size of
+    its compact JSON, which the output limit bounds. A model is encoded once, in pydantic's
+    serializer, and read back."""
+    if isinstance(output, Output):
+        encoded = output.__pydantic_serializer__.to_json(output, exclude_unset=True)
+        return pydantic_core.from_json(encoded), len(encoded)
+    return output, encoded_size(output)
+
+
+def encoded_size(output: Any) -> int:
+    """The size of `output` as compact JSON."""
+    if output is None:
+        return 0
+    return len(json.dumps(output, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def _failure(

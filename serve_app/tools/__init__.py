@@ -25,14 +25,33 @@ class ToolRegistry:
 
 
 def builtin_tools() -> list[Tool]:
-    from serve_app.tools import artifact, c, fs, git, go, gpu, node, python, repo, rust
+    from serve_app.tools import (
+        artifact,
+        c,
+        fs,
+        git,
+        go,
+        gpu,
+        node,
+        python,
+        repo,
+        repo_changes,
+        repo_detect,
+        repo_search,
+        repo_summaries,
+        rust,
+    )
 
     return [
         *fs.TOOLS,
         *git.TOOLS,
         *artifact.TOOLS,
         *gpu.TOOLS,
+        *repo_detect.TOOLS,
         *repo.TOOLS,
+        *repo_summaries.TOOLS,
+        *repo_changes.TOOLS,
+        *repo_search.TOOLS,
         *go.TOOLS,
         *rust.TOOLS,
         *node.TOOLS,

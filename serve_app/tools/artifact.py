@@ -11,39 +11,40 @@ from __future__ import annotations
 import base64
 import fnmatch
 import hashlib
+import json
 import re
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Annotated, Literal
+
+from pydantic import Field
 
 from serve_app.adapters.artifacts import sanitise_name
 from serve_app.domain.capability import Idempotency, PathField, RiskLevel, Scope, SideEffects
 from serve_app.domain.errors import invalid_argument
 from serve_app.domain.models import LogLine, utcnow
 from serve_app.domain.paths import WorkspacePath
-from serve_app.tools.base import ArtifactPayload, Tool, ToolContext, ToolResult, define
+from serve_app.tools.base import ArtifactPayload, Tool, ToolContext, ToolResult
+from serve_app.tools.declare import Arguments, Output, WorkspacePathArg, bounded, tool
 
 KIB, MIB = 1024, 1024 * 1024
 BYTES_MIN, BYTES_MAX = KIB, 10 * MIB
 UPLOAD_DEFAULT = 2 * MIB
 DOWNLOAD_DEFAULT = 256 * KIB
 LIST_DEFAULT, LIST_MAX = 200, 2000
+NAME_MAX_CHARS = 255
+PATTERN_MAX_CHARS = 1024
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[\w.+-]+(\s*;\s*[\w.+-]+=[\w.+\"-]+)*$")
 
-_STRING = {"type": "string"}
-_BOOL = {"type": "boolean"}
-_INT = {"type": "integer"}
-_PATH = {"type": "string", "maxLength": 4096}
-_SUMMARY = {"summary": _STRING, "output": _STRING, "exit_code": _INT}
+Encoding = Literal["base64", "utf8"]
 
 
-def _max_bytes(default: int) -> dict[str, Any]:
-    return {
-        "type": "integer",
-        "minimum": BYTES_MIN,
-        "maximum": BYTES_MAX,
-        "description": f"Default {default}",
-    }
+class Summary(Output):
+    """What every artifact.* output ends with: one line saying what was done."""
+
+    summary: str
+    output: str
+    exit_code: int
 
 
 def _summary_log(summary: str) -> list[LogLine]:
@@ -58,7 +59,39 @@ async def _read_prefix(ctx: ToolContext, target: WorkspacePath, limit: int) -> t
 
 # artifact.upload ----------------------------------------------------------------------------------
 
-UPLOAD = define(
+
+class UploadArgs(Arguments):
+    path: WorkspacePathArg
+    name: Annotated[
+        str | None, Field(max_length=NAME_MAX_CHARS, description="Default: the file name")
+    ] = None
+    content_type: Annotated[
+        str, Field(max_length=NAME_MAX_CHARS, description=f"Default {DEFAULT_CONTENT_TYPE}")
+    ] = DEFAULT_CONTENT_TYPE
+    max_bytes: Annotated[int, bounded(BYTES_MIN, BYTES_MAX, f"Default {UPLOAD_DEFAULT}")] = (
+        UPLOAD_DEFAULT
+    )
+
+
+class UploadOutput(Summary):
+    path: str
+    artifact_name: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    truncated: bool
+
+
+def _content_type(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        return DEFAULT_CONTENT_TYPE
+    if not _CONTENT_TYPE.match(value):
+        raise invalid_argument(f"content_type is not a media type: {value!r}")
+    return value
+
+
+@tool(
     name="artifact.upload",
     description="Read a workspace file and publish it as invocation artifact payload.",
     scope=Scope.WORKSPACE,
@@ -68,59 +101,28 @@ UPLOAD = define(
     idempotency=Idempotency.BEST_EFFORT,
     timeout=45,
     output_kb=1024,
-    properties={
-        "path": _PATH,
-        "name": {"type": "string", "maxLength": 255, "description": "Default: the file name"},
-        "content_type": {
-            "type": "string",
-            "maxLength": 255,
-            "description": f"Default {DEFAULT_CONTENT_TYPE}",
-        },
-        "max_bytes": _max_bytes(UPLOAD_DEFAULT),
-    },
-    required=["path"],
-    outputs={
-        "path": _STRING,
-        "artifact_name": _STRING,
-        "content_type": _STRING,
-        "size_bytes": _INT,
-        "sha256": _STRING,
-        "truncated": _BOOL,
-        **_SUMMARY,
-    },
     path_fields=[PathField(field="path")],
     preconditions=["path must be inside allowed_paths"],
     postconditions=["artifact payload attached to invocation"],
     examples=[{"path": "dist/app", "name": "app-linux-amd64"}],
 )
-
-
-def _content_type(raw: str | None) -> str:
-    value = (raw or "").strip()
-    if not value:
-        return DEFAULT_CONTENT_TYPE
-    if not _CONTENT_TYPE.match(value):
-        raise invalid_argument(f"content_type is not a media type: {value!r}")
-    return value
-
-
-async def _upload(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    target = await ctx.path(args["path"])
-    content_type = _content_type(args.get("content_type"))
-    name = sanitise_name((args.get("name") or "").strip() or PurePosixPath(target.requested).name)
-    data, truncated = await _read_prefix(ctx, target, args.get("max_bytes", UPLOAD_DEFAULT))
+async def upload(ctx: ToolContext, args: UploadArgs) -> ToolResult[UploadOutput]:
+    target = await ctx.path(args.path)
+    content_type = _content_type(args.content_type)
+    name = sanitise_name((args.name or "").strip() or PurePosixPath(target.requested).name)
+    data, truncated = await _read_prefix(ctx, target, args.max_bytes)
     summary = f"uploaded artifact {name} from {target.requested} ({len(data)} bytes)"
-    output = {
-        "path": target.requested,
-        "artifact_name": name,
-        "content_type": content_type,
-        "size_bytes": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "truncated": truncated,
-        "summary": summary,
-        "output": summary,
-        "exit_code": 0,
-    }
+    output = UploadOutput(
+        path=target.requested,
+        artifact_name=name,
+        content_type=content_type,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        truncated=truncated,
+        summary=summary,
+        output=summary,
+        exit_code=0,
+    )
     return ToolResult(
         output=output,
         logs=_summary_log(summary),
@@ -130,41 +132,25 @@ async def _upload(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
 
 # artifact.download --------------------------------------------------------------------------------
 
-DOWNLOAD = define(
-    name="artifact.download",
-    description="Read artifact-like content from workspace and return encoded payload.",
-    scope=Scope.WORKSPACE,
-    risk=RiskLevel.LOW,
-    approval=False,
-    side_effects=SideEffects.NONE,
-    idempotency=Idempotency.GUARANTEED,
-    timeout=45,
-    output_kb=2048,
-    properties={
-        "path": _PATH,
-        "encoding": {
-            "type": "string",
-            "enum": ["base64", "utf8"],
-            "description": "Default base64 (content_base64); utf8 fills content",
-        },
-        "max_bytes": _max_bytes(DOWNLOAD_DEFAULT),
-    },
-    required=["path"],
-    outputs={
-        "path": _STRING,
-        "encoding": _STRING,
-        "content": _STRING,
-        "content_base64": _STRING,
-        "size_bytes": _INT,
-        "sha256": _STRING,
-        "truncated": _BOOL,
-        **_SUMMARY,
-    },
-    path_fields=[PathField(field="path")],
-    preconditions=["path must be inside allowed_paths"],
-    postconditions=["artifact payload returned in tool output"],
-    examples=[{"path": "coverage-report.txt", "encoding": "utf8"}],
-)
+
+class DownloadArgs(Arguments):
+    path: WorkspacePathArg
+    encoding: Annotated[
+        Encoding, Field(description="Default base64 (content_base64); utf8 fills content")
+    ] = "base64"
+    max_bytes: Annotated[int, bounded(BYTES_MIN, BYTES_MAX, f"Default {DOWNLOAD_DEFAULT}")] = (
+        DOWNLOAD_DEFAULT
+    )
+
+
+class DownloadOutput(Summary):
+    path: str
+    encoding: str
+    content: str | None = None
+    content_base64: str | None = None
+    size_bytes: int
+    sha256: str
+    truncated: bool
 
 
 def _utf8_prefix(data: bytes, truncated: bool, requested: str) -> tuple[bytes, str]:
@@ -180,64 +166,104 @@ def _utf8_prefix(data: bytes, truncated: bool, requested: str) -> tuple[bytes, s
         ) from None
 
 
-async def _download(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    target = await ctx.path(args["path"])
-    encoding = args.get("encoding", "base64")
-    data, truncated = await _read_prefix(ctx, target, args.get("max_bytes", DOWNLOAD_DEFAULT))
-    output: dict[str, Any] = {"path": target.requested, "encoding": encoding}
-    if encoding == "utf8":
-        data, output["content"] = _utf8_prefix(data, truncated, target.requested)
-    else:
-        output["content_base64"] = base64.b64encode(data).decode("ascii")
-    summary = f"downloaded artifact from {target.requested} ({len(data)} bytes)"
-    output |= {
-        "size_bytes": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "truncated": truncated,
-        "summary": summary,
-        "output": summary,
-        "exit_code": 0,
-    }
-    return ToolResult(output=output, logs=_summary_log(summary))
+def _json_size(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode())
 
 
-# artifact.list ------------------------------------------------------------------------------------
+def _fit_text(text: str, limit: int) -> str:
+    """The longest prefix of `text` whose JSON string stays within `limit` bytes (escapes such as
+    `\\u0000` can make a string's JSON several times its UTF-8 size)."""
+    if _json_size(text) <= limit:
+        return text
+    low, high = 0, len(text)  # a prefix of `low` characters fits, one of `high` does not
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if _json_size(text[:middle]) <= limit else (low, middle)
+    return text[:low]
 
-LIST = define(
-    name="artifact.list",
-    description="List candidate artifact files in workspace path.",
+
+@tool(
+    name="artifact.download",
+    description="Read artifact-like content from workspace and return encoded payload.",
     scope=Scope.WORKSPACE,
     risk=RiskLevel.LOW,
     approval=False,
     side_effects=SideEffects.NONE,
     idempotency=Idempotency.GUARANTEED,
     timeout=45,
-    output_kb=1024,
-    properties={
-        "path": _PATH | {"description": "Directory (or file) to list (default .)"},
-        "recursive": _BOOL | {"description": "Descend into subdirectories (default true)"},
-        "pattern": {
-            "type": "string",
-            "maxLength": 1024,
-            "description": "Glob matched against the relative path or the file name",
-        },
-        "max_entries": {"type": "integer", "minimum": 1, "maximum": LIST_MAX}
-        | {"description": f"Default {LIST_DEFAULT}"},
-    },
-    outputs={
-        "path": _STRING,
-        "recursive": _BOOL,
-        "pattern": _STRING,
-        "count": _INT,
-        "truncated": _BOOL,
-        "artifacts": {"type": "array", "items": {"type": "object"}},
-        **_SUMMARY,
-    },
+    output_kb=2048,
     path_fields=[PathField(field="path")],
     preconditions=["path must be inside allowed_paths"],
-    postconditions=["no workspace mutation"],
-    examples=[{"path": "dist", "recursive": True, "pattern": "*.tar.gz"}],
+    postconditions=["artifact payload returned in tool output"],
+    examples=[{"path": "coverage-report.txt", "encoding": "utf8"}],
 )
+async def download(ctx: ToolContext, args: DownloadArgs) -> ToolResult[DownloadOutput]:
+    target = await ctx.path(args.path)
+    # What fits the output limit: text as it is (escapes aside), binary content a quarter less.
+    fits = ctx.command_output_limit
+    budget = fits if args.encoding == "utf8" else fits // 4 * 3
+    data, truncated = await _read_prefix(ctx, target, min(args.max_bytes, budget))
+    cut = truncated and len(data) < args.max_bytes
+    text: str | None = None
+    if args.encoding == "utf8":
+        data, decoded = _utf8_prefix(data, truncated, target.requested)
+        if 6 * len(data) + 2 > fits:  # escapes could take it over the limit
+            fitted: str = await ctx.blocking(lambda: _fit_text(decoded, fits))
+            if len(fitted) < len(decoded):
+                decoded, data, truncated, cut = fitted, fitted.encode("utf-8"), True, True
+        text = decoded
+    summary = f"downloaded artifact from {target.requested} ({len(data)} bytes)"
+    if cut:
+        summary += f"; cut to fit the output limit of {ctx.output_limit // KIB} KiB"
+    output = DownloadOutput(
+        path=target.requested,
+        encoding=args.encoding,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        truncated=truncated,
+        summary=summary,
+        output=summary,
+        exit_code=0,
+    )
+    if text is not None:
+        output.content = text
+    else:
+        output.content_base64 = base64.b64encode(data).decode("ascii")
+    return ToolResult(output=output, logs=_summary_log(summary))
+
+
+# artifact.list ------------------------------------------------------------------------------------
+
+
+class ListArgs(Arguments):
+    path: Annotated[
+        WorkspacePathArg, Field(description="Directory (or file) to list (default .)")
+    ] = "."
+    recursive: Annotated[bool, Field(description="Descend into subdirectories (default true)")] = (
+        True
+    )
+    pattern: Annotated[
+        str,
+        Field(
+            max_length=PATTERN_MAX_CHARS,
+            description="Glob matched against the relative path or the file name",
+        ),
+    ] = ""
+    max_entries: Annotated[int, bounded(1, LIST_MAX, f"Default {LIST_DEFAULT}")] = LIST_DEFAULT
+
+
+class ArtifactEntry(Output):
+    path: str
+    size_bytes: int
+
+
+class ListOutput(Summary):
+    path: str
+    recursive: bool
+    pattern: str
+    count: int
+    truncated: bool
+    artifacts: list[ArtifactEntry]
 
 
 def pattern_matches(relative: str, pattern: str) -> bool:
@@ -251,39 +277,55 @@ def pattern_matches(relative: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(parts[-1], pattern)
 
 
-async def _list(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    target = await ctx.path(args.get("path") or ".")
-    recursive = args.get("recursive", True)
-    pattern = (args.get("pattern") or "").strip()
-    limit = args.get("max_entries", LIST_DEFAULT)
+@tool(
+    name="artifact.list",
+    description="List candidate artifact files in workspace path.",
+    scope=Scope.WORKSPACE,
+    risk=RiskLevel.LOW,
+    approval=False,
+    side_effects=SideEffects.NONE,
+    idempotency=Idempotency.GUARANTEED,
+    timeout=45,
+    output_kb=1024,
+    path_fields=[PathField(field="path")],
+    preconditions=["path must be inside allowed_paths"],
+    postconditions=["no workspace mutation"],
+    examples=[{"path": "dist", "recursive": True, "pattern": "*.tar.gz"}],
+)
+async def list_artifacts(ctx: ToolContext, args: ListArgs) -> ToolResult[ListOutput]:
+    target = await ctx.path(args.path or ".")
+    pattern = args.pattern.strip()
     listing = await ctx.runtime.walk_files(
         target,
-        recursive=recursive,
-        max_files=limit,
+        recursive=args.recursive,
+        max_files=args.max_entries,
         include=(lambda path: pattern_matches(path, pattern)) if pattern else None,
     )
-    artifacts = [{"path": info.path, "size_bytes": info.size_bytes} for info in listing.entries]
-    truncated = listing.truncated
+    artifacts: list[ArtifactEntry] = []
+    size, truncated = 0, listing.truncated
+    for info in listing.entries:
+        # Each entry costs its path as a JSON string plus about 48 bytes; stop before the limit.
+        size += len(json.dumps(info.path, ensure_ascii=False).encode()) + 48
+        if size > ctx.command_output_limit:
+            truncated = True
+            break
+        artifacts.append(ArtifactEntry(path=info.path, size_bytes=info.size_bytes))
     summary = f"listed {len(artifacts)} artifact candidates"
-    output = {
-        "path": target.requested,
-        "recursive": recursive,
-        "pattern": pattern,
-        "count": len(artifacts),
-        "truncated": truncated,
-        "artifacts": artifacts,
-        "summary": summary,
-        "output": summary,
-        "exit_code": 0,
-    }
+    output = ListOutput(
+        path=target.requested,
+        recursive=args.recursive,
+        pattern=pattern,
+        count=len(artifacts),
+        truncated=truncated,
+        artifacts=artifacts,
+        summary=summary,
+        output=summary,
+        exit_code=0,
+    )
     return ToolResult(output=output, logs=_summary_log(summary))
 
 
 # registry -----------------------------------------------------------------------------------------
 
 
-TOOLS: list[Tool] = [
-    Tool(UPLOAD, _upload),
-    Tool(DOWNLOAD, _download),
-    Tool(LIST, _list),
-]
+TOOLS: list[Tool] = [upload, download, list_artifacts]

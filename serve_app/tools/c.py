@@ -10,37 +10,42 @@ repo.package), never over a source file.
 from __future__ import annotations
 
 import re
-from typing import Any
+import typing
+from typing import Annotated, Literal
 
-from serve_app.domain.capability import (
-    Capability,
-    PathField,
-)
+from pydantic import Field
+
+from serve_app.domain.capability import PathField
 from serve_app.domain.errors import ErrorCode, invalid_argument
 from serve_app.tools import projects
 from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult
+from serve_app.tools.declare import Arguments
 from serve_app.tools.languages import (
     BUILD_DIR,
     DIST_DIR,
-    MAX_FAILED_TESTS,
     Command,
     Completed,
     Coverage,
     FlagRules,
     Job,
+    LanguageOutput,
+    LanguageTestOutput,
     Packaged,
     ProjectCommands,
     checked_output_name,
     combined,
-    language_result,
-    language_tool,
+    failures,
     output_dir,
+    ran,
     relative_arg,
+    reported,
     run_toolchain,
     target_path,
+    toolchain_tool,
 )
 
-STANDARDS = ("c89", "c99", "c11", "c17", "c23")
+Standard = Literal["c89", "c99", "c11", "c17", "c23"]
+STANDARDS: tuple[Standard, ...] = typing.get_args(Standard)
 BUILD_OPTIONS = ["-O2", "-Wall", "-Wextra"]
 TEST_OPTIONS = ["-O0", "-g", "-Wall", "-Wextra"]
 FLAGS = FlagRules(
@@ -58,13 +63,6 @@ def checked_flags(flags: list[str]) -> list[str]:
         if flag.startswith("-D") and not _DEFINE.fullmatch(flag):
             raise invalid_argument(f"not a macro definition: {flag!r}")
     return flags
-
-
-def checked_standard(value: str | None) -> str:
-    standard = (value or "c11").strip().lower()
-    if standard not in STANDARDS:
-        raise invalid_argument(f"standard must be one of {', '.join(STANDARDS)}")
-    return standard
 
 
 async def _sources(ctx: ToolContext) -> list[str]:
@@ -116,17 +114,23 @@ def cc(*args: str) -> Command:
 
 
 async def compile_and_run(
-    ctx: ToolContext, sources: list[str], options: list[str], output: str, *, run: bool, kb: int
+    ctx: ToolContext,
+    sources: list[str],
+    options: list[str],
+    output: str,
+    *,
+    run: bool,
+    output_kb: int | None = None,
 ) -> tuple[Completed, str]:
     """Compile `sources` into `.workspace-build/<output>` and, when `run`, execute it. Returns
     the combined run and the binary's workspace path ("" when compilation failed)."""
     build_dir = await output_dir(ctx, BUILD_DIR)
     binary = f"{build_dir.relative}/{output}"
-    compiled = await run_toolchain(ctx, cc(*options, "-o", binary, *sources), output_kb=kb)
+    compiled = await run_toolchain(ctx, cc(*options, "-o", binary, *sources), output_kb=output_kb)
     binary_path = binary if compiled.exit_code == 0 else ""
     if compiled.exit_code != 0 or not run:
         return compiled, binary_path
-    executed = await run_toolchain(ctx, Command([f"./{binary}"], "c"), output_kb=kb)
+    executed = await run_toolchain(ctx, Command([f"./{binary}"], "c"), output_kb=output_kb)
     return combined(compiled, executed, report_first=True), binary_path
 
 
@@ -136,14 +140,18 @@ async def compile_and_run(
 async def _build(job: Job) -> Completed:
     sources = await build_sources(job.ctx, job.target)
     options = ["-std=c11", *BUILD_OPTIONS, *checked_flags(job.extra_args)]
-    run, _ = await compile_and_run(job.ctx, sources, options, "c-app", run=False, kb=job.output_kb)
+    run, _ = await compile_and_run(
+        job.ctx, sources, options, "c-app", run=False, output_kb=job.output_kb
+    )
     return run
 
 
 async def _test(job: Job) -> Completed:
     sources = await test_sources(job.ctx, job.target)
     options = ["-std=c11", *TEST_OPTIONS, *checked_flags(job.extra_args)]
-    run, _ = await compile_and_run(job.ctx, sources, options, "c-test", run=True, kb=job.output_kb)
+    run, _ = await compile_and_run(
+        job.ctx, sources, options, "c-test", run=True, output_kb=job.output_kb
+    )
     return run
 
 
@@ -189,70 +197,51 @@ COMMANDS = ProjectCommands(
 # c.* tools --------------------------------------------------------------------------------------
 
 
-def _c_tool(name: str, description: str, output_kb: int, **fields: Any) -> Capability:
-    return language_tool(
-        name,
-        description,
-        timeout=180,
-        output_kb=output_kb,
-        outputs=fields.pop("outputs", None),
-        path_fields=[PathField(field="source")],
-        **fields,
-    )
+SourceFile = Annotated[str | None, Field(description="A .c file (default: discovered sources)")]
 
 
-_COMMON = {
-    "source": {"type": "string", "description": "A .c file (default: discovered sources)"},
-    "output_name": {"type": "string", "maxLength": 128},
-    "standard": {"type": "string", "enum": list(STANDARDS)},
-}
+class SourceArgs(Arguments):
+    source: SourceFile = None
+    output_name: Annotated[str | None, Field(max_length=128)] = None
+    standard: Standard = "c11"
 
-BUILD = _c_tool(
+
+@toolchain_tool(
     "c.build",
     f"Compile C source files with constrained compiler options (binary in {BUILD_DIR}/).",
-    1024,
-    properties=_COMMON,
+    timeout=180,
+    output_kb=1024,
+    path_fields=[PathField(field="source")],
     examples=[{"source": "main.c", "output_name": "app", "standard": "c11"}],
 )
+async def build(ctx: ToolContext, args: SourceArgs) -> ToolResult[LanguageOutput]:
+    name = checked_output_name(args.output_name, "c-app")
+    sources = await build_sources(ctx, args.source, "source")
+    options = [f"-std={args.standard}", *BUILD_OPTIONS]
+    run, binary = await compile_and_run(ctx, sources, options, name, run=False)
+    return reported(ctx, run, LanguageOutput(**ran(ctx, run, compiled_binary_path=binary)))
 
 
-async def _build_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    standard = checked_standard(args.get("standard"))
-    name = checked_output_name(args.get("output_name"), "c-app")
-    sources = await build_sources(ctx, args.get("source"), "source")
-    options = [f"-std={standard}", *BUILD_OPTIONS]
-    run, binary = await compile_and_run(ctx, sources, options, name, run=False, kb=1024)
-    output = language_result(run, ctx.workspace, compiled_binary_path=binary)
-    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+class TestArgs(SourceArgs):
+    run: bool = True
 
 
-TEST = _c_tool(
+@toolchain_tool(
     "c.test",
     "Compile and optionally run C test source files (run defaults to true; the test binary's "
     "exit code is the result).",
-    2048,
-    properties=_COMMON | {"run": {"type": "boolean"}},
-    outputs={"failed_tests": {"type": "array"}, "failed_count": {"type": "integer"}},
+    timeout=180,
+    output_kb=2048,
+    path_fields=[PathField(field="source")],
     examples=[{"source": "calc_test.c", "run": True}],
 )
+async def test(ctx: ToolContext, args: TestArgs) -> ToolResult[LanguageTestOutput]:
+    name = checked_output_name(args.output_name, "c-test")
+    sources = await test_sources(ctx, args.source, "source")
+    options = [f"-std={args.standard}", *TEST_OPTIONS]
+    run, binary = await compile_and_run(ctx, sources, options, name, run=args.run)
+    output = LanguageTestOutput(**ran(ctx, run, compiled_binary_path=binary), **failures(run))
+    return reported(ctx, run, output)
 
 
-async def _test_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    standard = checked_standard(args.get("standard"))
-    name = checked_output_name(args.get("output_name"), "c-test")
-    sources = await test_sources(ctx, args.get("source"), "source")
-    options = [f"-std={standard}", *TEST_OPTIONS]
-    run, binary = await compile_and_run(
-        ctx, sources, options, name, run=args.get("run", True), kb=2048
-    )
-    failures = projects.failed_tests(run.output, MAX_FAILED_TESTS)
-    output = language_result(
-        run,
-        ctx.workspace,
-        compiled_binary_path=binary,
-        extra={"failed_tests": failures, "failed_count": len(failures)},
-    )
-    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
-
-
-TOOLS: list[Tool] = [Tool(BUILD, _build_tool), Tool(TEST, _test_tool)]
+TOOLS: list[Tool] = [build, test]

@@ -1,8 +1,8 @@
 """fs.* — file tools on the session workspace (contract §4.2, §4.3, §13).
 
 Every path goes through the jail (`ToolContext.path`) and every file operation through the
-session's `WorkspaceRuntime`, which opens files without following a final symlink, so a symlink
-swapped in after the check is not followed either.
+session's `WorkspaceRuntime`, which opens paths from a handle on the workspace and never through
+a symlink swapped in after the check.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import base64
 import binascii
 import codecs
 import hashlib
-import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Literal
 
 import re2
+from pydantic import Field
 
 from serve_app.domain.capability import Idempotency, PathField, RiskLevel, Scope, SideEffects
 from serve_app.domain.errors import (
@@ -27,7 +27,8 @@ from serve_app.domain.errors import (
 )
 from serve_app.domain.paths import WorkspacePath, clean
 from serve_app.runtime.interface import DEFAULT_OUTPUT_LIMIT, CommandResult, FileInfo
-from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult, define
+from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult
+from serve_app.tools.declare import Arguments, Output, WorkspacePathArg, bounded, tool
 from serve_app.tools.git_runner import is_git_path, repository, run_git
 
 READ_DEFAULT_BYTES = 64 * 1024
@@ -38,15 +39,7 @@ SEARCH_DEFAULT, SEARCH_MAX = 200, 2000
 SEARCH_PATTERN_MAX = 1024
 SNIPPET_MAX_CHARS = 512
 PATCH_MAX_BYTES = 1024 * 1024
-_MODE = re.compile(r"^0?[0-7]{3}$")
-
-_STRING = {"type": "string"}
-_BOOL = {"type": "boolean"}
-_PATH = {"type": "string", "maxLength": 4096}
-
-
-def _int(minimum: int, maximum: int) -> dict[str, Any]:
-    return {"type": "integer", "minimum": minimum, "maximum": maximum}
+MODE_PATTERN = "^0?[0-7]{3}$"
 
 
 def _outside_repository(path: WorkspacePath) -> WorkspacePath:
@@ -67,19 +60,45 @@ def _timestamp(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _entry(info: FileInfo) -> dict[str, Any]:
-    return {
-        "path": info.path,
-        "type": info.kind,
-        "size_bytes": info.size_bytes,
-        "mode": _mode_text(info.mode),
-        "modified_at": _timestamp(info.modified_at),
-    }
+class Entry(Output):
+    path: str
+    type: str
+    size_bytes: int
+    mode: str
+    modified_at: str
+
+
+def _entry(info: FileInfo) -> Entry:
+    return Entry(
+        path=info.path,
+        type=info.kind,
+        size_bytes=info.size_bytes,
+        mode=_mode_text(info.mode),
+        modified_at=_timestamp(info.modified_at),
+    )
 
 
 # fs.list ----------------------------------------------------------------------------------------
 
-LIST = define(
+
+class ListArgs(Arguments):
+    path: Annotated[
+        WorkspacePathArg,
+        Field(description="Directory to list, relative to the workspace (default .)"),
+    ] = "."
+    recursive: Annotated[
+        bool, Field(description="Descend into subdirectories (.git is not entered)")
+    ] = False
+    max_entries: Annotated[int, bounded(1, LIST_MAX, f"Default {LIST_DEFAULT}")] = LIST_DEFAULT
+
+
+class ListOutput(Output):
+    entries: list[Entry]
+    count: int
+    truncated: bool
+
+
+@tool(
     name="fs.list",
     description="List files/directories under the session workspace.",
     scope=Scope.WORKSPACE,
@@ -89,37 +108,39 @@ LIST = define(
     idempotency=Idempotency.GUARANTEED,
     timeout=15,
     output_kb=256,
-    properties={
-        "path": _PATH | {"description": "Directory to list, relative to the workspace (default .)"},
-        "recursive": _BOOL | {"description": "Descend into subdirectories (.git is not entered)"},
-        "max_entries": _int(1, LIST_MAX) | {"description": f"Default {LIST_DEFAULT}"},
-    },
-    outputs={
-        "entries": {"type": "array"},
-        "count": {"type": "integer"},
-        "truncated": {"type": "boolean"},
-    },
     path_fields=[PathField(field="path")],
     examples=[{"path": ".", "recursive": False}],
 )
-
-
-async def _list(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    target = await ctx.path(args.get("path") or ".")
+async def list_files(ctx: ToolContext, args: ListArgs) -> ToolResult[ListOutput]:
+    target = await ctx.path(args.path or ".")
     listing = await ctx.runtime.list_dir(
-        target,
-        recursive=bool(args.get("recursive")),
-        max_entries=args.get("max_entries", LIST_DEFAULT),
+        target, recursive=args.recursive, max_entries=args.max_entries
     )
     entries = [_entry(info) for info in listing.entries]
     return ToolResult(
-        output={"entries": entries, "count": len(entries), "truncated": listing.truncated}
+        output=ListOutput(entries=entries, count=len(entries), truncated=listing.truncated)
     )
 
 
 # fs.read_file -----------------------------------------------------------------------------------
 
-READ_FILE = define(
+
+class ReadFileArgs(Arguments):
+    path: WorkspacePathArg
+    max_bytes: Annotated[int, bounded(1, READ_MAX_BYTES, f"Default {READ_DEFAULT_BYTES}")] = (
+        READ_DEFAULT_BYTES
+    )
+
+
+class ReadFileOutput(Output):
+    path: str
+    encoding: Literal["utf8", "base64"]
+    content: str
+    size_bytes: int
+    truncated: bool
+
+
+@tool(
     name="fs.read_file",
     description="Read a text or binary file from workspace.",
     scope=Scope.WORKSPACE,
@@ -129,50 +150,66 @@ READ_FILE = define(
     idempotency=Idempotency.GUARANTEED,
     timeout=20,
     output_kb=1024,
-    properties={
-        "path": _PATH,
-        "max_bytes": _int(1, READ_MAX_BYTES) | {"description": f"Default {READ_DEFAULT_BYTES}"},
-    },
-    required=["path"],
-    outputs={
-        "path": _STRING,
-        "encoding": _STRING,
-        "content": _STRING,
-        "size_bytes": {"type": "integer"},
-        "truncated": _BOOL,
-    },
     path_fields=[PathField(field="path")],
     examples=[{"path": "README.md"}],
     aliases=["fs.read"],
 )
-
-
-async def _read_file(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    target = await ctx.path(args["path"])
-    content = await ctx.runtime.read_file(
-        target, max_bytes=args.get("max_bytes", READ_DEFAULT_BYTES)
-    )
+async def read_file(ctx: ToolContext, args: ReadFileArgs) -> ToolResult[ReadFileOutput]:
+    target = await ctx.path(args.path)
+    # What fits the output limit: text as it is, binary content a quarter less (base64).
+    fits = ctx.command_output_limit
+    content = await ctx.runtime.read_file(target, max_bytes=min(args.max_bytes, fits))
     data, truncated = content.data, content.truncated
+    encoding: Literal["utf8", "base64"]
     try:
         decoder = codecs.getincrementaldecoder("utf-8")()
         text = decoder.decode(data, final=not truncated)
         encoding, output = "utf8", text
     except UnicodeDecodeError:
+        if len(data) > fits * 3 // 4:
+            data, truncated = data[: fits * 3 // 4], True
         encoding, output = "base64", base64.b64encode(data).decode("ascii")
     return ToolResult(
-        output={
-            "path": target.requested,
-            "encoding": encoding,
-            "content": output,
-            "size_bytes": content.size_bytes,
-            "truncated": truncated,
-        }
+        output=ReadFileOutput(
+            path=target.requested,
+            encoding=encoding,
+            content=output,
+            size_bytes=content.size_bytes,
+            truncated=truncated,
+        )
     )
 
 
 # fs.write_file ----------------------------------------------------------------------------------
 
-WRITE_FILE = define(
+
+class WriteFileArgs(Arguments):
+    path: WorkspacePathArg
+    content: str
+    encoding: Literal["utf8", "base64"] = "utf8"
+    create_parents: Annotated[bool, Field(description="Default true")] = True
+
+
+class WriteFileOutput(Output):
+    path: str
+    bytes_written: int
+    sha256: str
+
+
+def _decode_content(args: WriteFileArgs) -> bytes:
+    if args.encoding == "base64":
+        try:
+            data = base64.b64decode(args.content, validate=True)
+        except (binascii.Error, ValueError):
+            raise invalid_argument("content is not valid base64") from None
+    else:
+        data = args.content.encode("utf-8", "surrogatepass")
+    if len(data) > WRITE_MAX_BYTES:
+        raise invalid_argument(f"content exceeds {WRITE_MAX_BYTES} bytes")
+    return data
+
+
+@tool(
     name="fs.write_file",
     description="Write a file in workspace using UTF-8 or base64 payload.",
     scope=Scope.WORKSPACE,
@@ -182,49 +219,40 @@ WRITE_FILE = define(
     idempotency=Idempotency.BEST_EFFORT,
     timeout=20,
     output_kb=256,
-    properties={
-        "path": _PATH,
-        "content": _STRING,
-        "encoding": {"type": "string", "enum": ["utf8", "base64"]},
-        "create_parents": _BOOL | {"description": "Default true"},
-    },
-    required=["path", "content"],
-    outputs={"path": _STRING, "bytes_written": {"type": "integer"}, "sha256": _STRING},
     path_fields=[PathField(field="path")],
     examples=[{"path": "notes/todo.txt", "content": "hello\n", "create_parents": True}],
     aliases=["fs.write"],
 )
-
-
-def _decode_content(args: dict[str, Any]) -> bytes:
-    if args.get("encoding", "utf8") == "base64":
-        try:
-            data = base64.b64decode(args["content"], validate=True)
-        except (binascii.Error, ValueError):
-            raise invalid_argument("content is not valid base64") from None
-    else:
-        data = args["content"].encode("utf-8", "surrogatepass")
-    if len(data) > WRITE_MAX_BYTES:
-        raise invalid_argument(f"content exceeds {WRITE_MAX_BYTES} bytes")
-    return data
-
-
-async def _write_file(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+async def write_file(ctx: ToolContext, args: WriteFileArgs) -> ToolResult[WriteFileOutput]:
     data = _decode_content(args)
-    target = _outside_repository(await ctx.path(args["path"]))
-    await ctx.runtime.write_file(target, data, create_parents=args.get("create_parents", True))
+    target = _outside_repository(await ctx.path(args.path))
+    await ctx.runtime.write_file(target, data, create_parents=args.create_parents)
     return ToolResult(
-        output={
-            "path": target.requested,
-            "bytes_written": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
-        }
+        output=WriteFileOutput(
+            path=target.requested,
+            bytes_written=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
     )
 
 
 # fs.mkdir ---------------------------------------------------------------------------------------
 
-MKDIR = define(
+
+class MkdirArgs(Arguments):
+    path: WorkspacePathArg
+    create_parents: Annotated[bool, Field(description="Default true")] = True
+    mode: Annotated[str, Field(pattern=MODE_PATTERN, description="Octal, default 0755")] = "0755"
+    exist_ok: Annotated[bool, Field(description="Default true")] = True
+
+
+class MkdirOutput(Output):
+    path: str
+    created: bool
+    mode: str
+
+
+@tool(
     name="fs.mkdir",
     description="Create a directory inside workspace.",
     scope=Scope.WORKSPACE,
@@ -234,49 +262,43 @@ MKDIR = define(
     idempotency=Idempotency.BEST_EFFORT,
     timeout=20,
     output_kb=64,
-    properties={
-        "path": _PATH,
-        "create_parents": _BOOL | {"description": "Default true"},
-        "mode": {"type": "string", "pattern": "^0?[0-7]{3}$", "description": "Octal, default 0755"},
-        "exist_ok": _BOOL | {"description": "Default true"},
-    },
-    required=["path"],
-    outputs={"path": _STRING, "created": _BOOL, "mode": _STRING},
     path_fields=[PathField(field="path")],
     examples=[{"path": "build/out"}],
 )
-
-
-async def _mkdir(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    target = _outside_repository(await ctx.path(args["path"]))
-    mode_text = args.get("mode", "0755")
-    if not _MODE.fullmatch(mode_text):
-        raise invalid_argument("mode must be an octal permission such as 0755")
+async def mkdir(ctx: ToolContext, args: MkdirArgs) -> ToolResult[MkdirOutput]:
+    target = _outside_repository(await ctx.path(args.path))
     created = await ctx.runtime.mkdir(
-        target,
-        parents=args.get("create_parents", True),
-        mode=int(mode_text, 8),
-        exist_ok=args.get("exist_ok", True),
+        target, parents=args.create_parents, mode=int(args.mode, 8), exist_ok=args.exist_ok
     )
     info = await ctx.runtime.stat(target)
     if info is None:
         raise not_found(f"path not found: {target.requested}")
     return ToolResult(
-        output={"path": target.requested, "created": created, "mode": _mode_text(info.mode)}
+        output=MkdirOutput(path=target.requested, created=created, mode=_mode_text(info.mode))
     )
 
 
 # fs.move ----------------------------------------------------------------------------------------
 
-_SOURCE_DEST = {
-    "source_path": _PATH,
-    "destination_path": _PATH,
-    "overwrite": _BOOL | {"description": "Replace an existing destination (default false)"},
-    "create_parents": _BOOL
-    | {"description": "Create missing parents of the destination (default true)"},
-}
 
-MOVE = define(
+class SourceDestinationArgs(Arguments):
+    source_path: WorkspacePathArg
+    destination_path: WorkspacePathArg
+    overwrite: Annotated[
+        bool, Field(description="Replace an existing destination (default false)")
+    ] = False
+    create_parents: Annotated[
+        bool, Field(description="Create missing parents of the destination (default true)")
+    ] = True
+
+
+class MoveOutput(Output):
+    source_path: str
+    destination_path: str
+    moved: bool
+
+
+@tool(
     name="fs.move",
     description="Move or rename a file/directory inside workspace.",
     scope=Scope.WORKSPACE,
@@ -286,35 +308,37 @@ MOVE = define(
     idempotency=Idempotency.BEST_EFFORT,
     timeout=20,
     output_kb=64,
-    properties=_SOURCE_DEST,
-    required=["source_path", "destination_path"],
-    outputs={"source_path": _STRING, "destination_path": _STRING, "moved": _BOOL},
     path_fields=[PathField(field="source_path"), PathField(field="destination_path")],
     examples=[{"source_path": "a.txt", "destination_path": "b.txt"}],
 )
-
-
-async def _move(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    source = _outside_repository(await ctx.path(args["source_path"], follow_final=False))
-    destination = _outside_repository(await ctx.path(args["destination_path"], follow_final=False))
+async def move(ctx: ToolContext, args: SourceDestinationArgs) -> ToolResult[MoveOutput]:
+    source = _outside_repository(await ctx.path(args.source_path, follow_final=False))
+    destination = _outside_repository(await ctx.path(args.destination_path, follow_final=False))
     await ctx.runtime.move(
-        source,
-        destination,
-        overwrite=args.get("overwrite", False),
-        create_parents=args.get("create_parents", True),
+        source, destination, overwrite=args.overwrite, create_parents=args.create_parents
     )
     return ToolResult(
-        output={
-            "source_path": source.requested,
-            "destination_path": destination.requested,
-            "moved": True,
-        }
+        output=MoveOutput(
+            source_path=source.requested, destination_path=destination.requested, moved=True
+        )
     )
 
 
 # fs.copy ----------------------------------------------------------------------------------------
 
-COPY = define(
+
+class CopyArgs(SourceDestinationArgs):
+    recursive: Annotated[bool, Field(description="Required to copy a directory")] = False
+
+
+class CopyOutput(Output):
+    source_path: str
+    destination_path: str
+    copied: bool
+    type: str
+
+
+@tool(
     name="fs.copy",
     description="Copy a file/directory inside workspace.",
     scope=Scope.WORKSPACE,
@@ -324,38 +348,45 @@ COPY = define(
     idempotency=Idempotency.BEST_EFFORT,
     timeout=25,
     output_kb=64,
-    properties=_SOURCE_DEST
-    | {"recursive": _BOOL | {"description": "Required to copy a directory"}},
-    required=["source_path", "destination_path"],
-    outputs={"source_path": _STRING, "destination_path": _STRING, "copied": _BOOL, "type": _STRING},
     path_fields=[PathField(field="source_path"), PathField(field="destination_path")],
     examples=[{"source_path": "src", "destination_path": "src-backup", "recursive": True}],
 )
-
-
-async def _copy(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    source = await ctx.path(args["source_path"], follow_final=False)
-    destination = _outside_repository(await ctx.path(args["destination_path"], follow_final=False))
+async def copy(ctx: ToolContext, args: CopyArgs) -> ToolResult[CopyOutput]:
+    source = await ctx.path(args.source_path, follow_final=False)
+    destination = _outside_repository(await ctx.path(args.destination_path, follow_final=False))
     kind = await ctx.runtime.copy(
         source,
         destination,
-        recursive=args.get("recursive", False),
-        overwrite=args.get("overwrite", False),
-        create_parents=args.get("create_parents", True),
+        recursive=args.recursive,
+        overwrite=args.overwrite,
+        create_parents=args.create_parents,
     )
     return ToolResult(
-        output={
-            "source_path": source.requested,
-            "destination_path": destination.requested,
-            "copied": True,
-            "type": kind,
-        }
+        output=CopyOutput(
+            source_path=source.requested,
+            destination_path=destination.requested,
+            copied=True,
+            type=kind,
+        )
     )
 
 
 # fs.delete --------------------------------------------------------------------------------------
 
-DELETE = define(
+
+class DeleteArgs(Arguments):
+    path: WorkspacePathArg
+    recursive: Annotated[bool, Field(description="Required to delete a directory")] = False
+    force: Annotated[bool, Field(description="A missing path is not an error")] = False
+
+
+class DeleteOutput(Output):
+    path: str
+    deleted: bool
+    existed: bool
+
+
+@tool(
     name="fs.delete",
     description="Delete a file/directory inside workspace.",
     scope=Scope.WORKSPACE,
@@ -365,29 +396,32 @@ DELETE = define(
     idempotency=Idempotency.BEST_EFFORT,
     timeout=20,
     output_kb=64,
-    properties={
-        "path": _PATH,
-        "recursive": _BOOL | {"description": "Required to delete a directory"},
-        "force": _BOOL | {"description": "A missing path is not an error"},
-    },
-    required=["path"],
-    outputs={"path": _STRING, "deleted": _BOOL, "existed": _BOOL},
     path_fields=[PathField(field="path")],
     examples=[{"path": "tmp/old.log"}],
 )
-
-
-async def _delete(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    target = _outside_repository(await ctx.path(args["path"], follow_final=False))
-    existed = await ctx.runtime.delete(
-        target, recursive=args.get("recursive", False), missing_ok=args.get("force", False)
-    )
-    return ToolResult(output={"path": target.requested, "deleted": existed, "existed": existed})
+async def delete(ctx: ToolContext, args: DeleteArgs) -> ToolResult[DeleteOutput]:
+    target = _outside_repository(await ctx.path(args.path, follow_final=False))
+    existed = await ctx.runtime.delete(target, recursive=args.recursive, missing_ok=args.force)
+    return ToolResult(output=DeleteOutput(path=target.requested, deleted=existed, existed=existed))
 
 
 # fs.stat ----------------------------------------------------------------------------------------
 
-STAT = define(
+
+class StatArgs(Arguments):
+    path: WorkspacePathArg
+
+
+class StatOutput(Output):
+    path: str
+    exists: bool
+    type: str | None = None
+    size_bytes: int | None = None
+    mode: str | None = None
+    modified_at: str | None = None
+
+
+@tool(
     name="fs.stat",
     description="Get metadata (type, size, mode, mtime) for a workspace path.",
     scope=Scope.WORKSPACE,
@@ -397,59 +431,49 @@ STAT = define(
     idempotency=Idempotency.GUARANTEED,
     timeout=15,
     output_kb=64,
-    properties={"path": _PATH},
-    required=["path"],
-    outputs={
-        "path": _STRING,
-        "exists": _BOOL,
-        "type": _STRING,
-        "size_bytes": {"type": "integer"},
-        "mode": _STRING,
-        "modified_at": _STRING,
-    },
     path_fields=[PathField(field="path")],
     examples=[{"path": "go.mod"}],
 )
-
-
-async def _stat(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    target = await ctx.path(args["path"], follow_final=False)
+async def stat(ctx: ToolContext, args: StatArgs) -> ToolResult[StatOutput]:
+    target = await ctx.path(args.path, follow_final=False)
     info = await ctx.runtime.stat(target)
     if info is None:
-        return ToolResult(output={"path": target.requested, "exists": False})
-    return ToolResult(output=_entry(info) | {"path": target.requested, "exists": True})
+        return ToolResult(output=StatOutput(path=target.requested, exists=False))
+    entry = _entry(info)
+    return ToolResult(
+        output=StatOutput(
+            path=target.requested,
+            exists=True,
+            type=entry.type,
+            size_bytes=entry.size_bytes,
+            mode=entry.mode,
+            modified_at=entry.modified_at,
+        )
+    )
 
 
 # fs.patch ---------------------------------------------------------------------------------------
 
-PATCH = define(
-    name="fs.patch",
-    description="Apply a unified diff patch to files in the workspace.",
-    scope=Scope.WORKSPACE,
-    risk=RiskLevel.MEDIUM,
-    approval=True,
-    side_effects=SideEffects.REVERSIBLE,
-    idempotency=Idempotency.BEST_EFFORT,
-    timeout=45,
-    output_kb=1024,
-    properties={
-        "unified_diff": {"type": "string", "minLength": 1, "maxLength": PATCH_MAX_BYTES},
-        "strategy": {
-            "type": "string",
-            "enum": ["apply", "reject_on_conflict"],
-            "description": "reject_on_conflict (default) applies all hunks or none; "
-            "apply falls back to a three-way merge in git repositories",
-        },
-    },
-    required=["unified_diff"],
-    outputs={
-        "applied": _BOOL,
-        "strategy": _STRING,
-        "changed_paths": {"type": "array"},
-        "output": _STRING,
-    },
-    examples=[{"unified_diff": "--- a/x.txt\n+++ b/x.txt\n@@ -1 +1 @@\n-old\n+new\n"}],
-)
+PatchStrategy = Literal["apply", "reject_on_conflict"]
+
+
+class PatchArgs(Arguments):
+    unified_diff: Annotated[str, Field(min_length=1, max_length=PATCH_MAX_BYTES)]
+    strategy: Annotated[
+        PatchStrategy,
+        Field(
+            description="reject_on_conflict (default) applies all hunks or none; "
+            "apply falls back to a three-way merge in git repositories"
+        ),
+    ] = "reject_on_conflict"
+
+
+class PatchOutput(Output):
+    applied: bool
+    strategy: str
+    changed_paths: list[str]
+    output: str
+
 
 _HEADER_PREFIXES = ("+++ ", "--- ", "rename from ", "rename to ", "copy from ", "copy to ")
 
@@ -474,7 +498,7 @@ def patch_paths(diff: str) -> list[str]:
 
 
 def _apply_failed(result: CommandResult, strategy: str) -> ToolFailed:
-    output = {"applied": False, "strategy": strategy, "changed_paths": [], "output": result.output}
+    output = PatchOutput(applied=False, strategy=strategy, changed_paths=[], output=result.output)
     if result.timed_out:
         return ToolFailed(
             ErrorCode.TIMEOUT, "git apply timed out", exit_code=124, output=output, logs=result.logs
@@ -514,9 +538,20 @@ async def _in_git_repository(ctx: ToolContext) -> bool:
     return await repository(ctx.runtime)
 
 
-async def _patch(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    diff: str = args["unified_diff"]
-    strategy = args.get("strategy", "reject_on_conflict")
+@tool(
+    name="fs.patch",
+    description="Apply a unified diff patch to files in the workspace.",
+    scope=Scope.WORKSPACE,
+    risk=RiskLevel.MEDIUM,
+    approval=True,
+    side_effects=SideEffects.REVERSIBLE,
+    idempotency=Idempotency.BEST_EFFORT,
+    timeout=45,
+    output_kb=1024,
+    examples=[{"unified_diff": "--- a/x.txt\n+++ b/x.txt\n@@ -1 +1 @@\n-old\n+new\n"}],
+)
+async def patch(ctx: ToolContext, args: PatchArgs) -> ToolResult[PatchOutput]:
+    diff, strategy = args.unified_diff, args.strategy
     paths = patch_paths(diff)
     if not paths:
         raise invalid_argument("unified_diff has no file headers (--- / +++ lines)")
@@ -533,18 +568,43 @@ async def _patch(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
     )
     if result.timed_out or result.exit_code != 0:
         raise _apply_failed(result, strategy)
-    output = {
-        "applied": True,
-        "strategy": strategy,
-        "changed_paths": paths,
-        "output": result.output,
-    }
+    output = PatchOutput(applied=True, strategy=strategy, changed_paths=paths, output=result.output)
     return ToolResult(output=output, logs=result.logs, exit_code=0)
 
 
 # fs.search --------------------------------------------------------------------------------------
 
-SEARCH = define(
+
+class SearchArgs(Arguments):
+    path: Annotated[
+        WorkspacePathArg, Field(description="File or directory to search (default .)")
+    ] = "."
+    pattern: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=SEARCH_PATTERN_MAX,
+            description="RE2 regular expression (linear time; no backreferences)",
+        ),
+    ]
+    max_results: Annotated[int, bounded(1, SEARCH_MAX, f"Default {SEARCH_DEFAULT}")] = (
+        SEARCH_DEFAULT
+    )
+
+
+class SearchMatch(Output):
+    path: str
+    line: int
+    snippet: str
+
+
+class SearchOutput(Output):
+    matches: list[SearchMatch]
+    count: int
+    truncated: bool
+
+
+@tool(
     name="fs.search",
     description="Search file contents using regex pattern.",
     scope=Scope.WORKSPACE,
@@ -554,55 +614,45 @@ SEARCH = define(
     idempotency=Idempotency.GUARANTEED,
     timeout=30,
     output_kb=512,
-    properties={
-        "path": _PATH | {"description": "File or directory to search (default .)"},
-        "pattern": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": SEARCH_PATTERN_MAX,
-            "description": "RE2 regular expression (linear time; no backreferences)",
-        },
-        "max_results": _int(1, SEARCH_MAX) | {"description": f"Default {SEARCH_DEFAULT}"},
-    },
-    required=["pattern"],
-    outputs={"matches": {"type": "array"}, "count": {"type": "integer"}, "truncated": _BOOL},
     path_fields=[PathField(field="path")],
     examples=[{"pattern": "func main", "path": "."}],
 )
-
-
-async def _search(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+async def search(ctx: ToolContext, args: SearchArgs) -> ToolResult[SearchOutput]:
     try:
-        regex = re2.compile(args["pattern"])
+        regex = re2.compile(args.pattern)
     except re2.error as exc:
         raise invalid_argument(f"invalid pattern: {exc}") from None
-    target = await ctx.path(args.get("path") or ".")
+    target = await ctx.path(args.path or ".")
     result = await ctx.runtime.search(
         target,
         lambda line: regex.search(line) is not None,
-        max_results=args.get("max_results", SEARCH_DEFAULT),
+        max_results=args.max_results,
         max_text_chars=SNIPPET_MAX_CHARS,
     )
-    matches = [
-        {"path": match.path, "line": match.line, "snippet": match.text} for match in result.matches
-    ]
-    return ToolResult(
-        output={"matches": matches, "count": len(matches), "truncated": result.truncated}
-    )
+    matches: list[SearchMatch] = []
+    size, truncated = 0, result.truncated
+    for match in result.matches:
+        # Each match costs its snippet plus about 64 bytes of JSON; stop before the limit.
+        size += len(match.path) + len(match.text.encode()) + 64
+        if size > ctx.command_output_limit:
+            truncated = True
+            break
+        matches.append(SearchMatch(path=match.path, line=match.line, snippet=match.text))
+    return ToolResult(output=SearchOutput(matches=matches, count=len(matches), truncated=truncated))
 
 
 # registry ---------------------------------------------------------------------------------------
 
 
 TOOLS: list[Tool] = [
-    Tool(LIST, _list),
-    Tool(READ_FILE, _read_file),
-    Tool(WRITE_FILE, _write_file),
-    Tool(MKDIR, _mkdir),
-    Tool(MOVE, _move),
-    Tool(COPY, _copy),
-    Tool(DELETE, _delete),
-    Tool(STAT, _stat),
-    Tool(PATCH, _patch),
-    Tool(SEARCH, _search),
+    list_files,
+    read_file,
+    write_file,
+    mkdir,
+    move,
+    copy,
+    delete,
+    stat,
+    patch,
+    search,
 ]

@@ -11,13 +11,20 @@ Session metadata narrows what the handlers accept (`policy_denied`, HTTP 500):
 `allowed_git_remotes` (CSV of remote names, `*` for all) and `allowed_git_ref_prefixes` (CSV of
 prefixes; a bare name is also tried as refs/heads/, refs/tags/ and refs/remotes/). `HEAD` and
 revisions relative to it (`HEAD~2`) are always allowed: it is the checkout the session is on.
+
+A git run that fails is a `ToolFailed` whose output is the tool's own output with its "nothing
+done" values, the command and what git printed (`output`; the tools whose output has no such
+field report a `...Failed` model that adds it).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Annotated, Any, TypeVar
+
+from pydantic import Field
 
 from serve_app.adapters.local_workspace import mask_credentials
 from serve_app.domain.capability import (
@@ -32,7 +39,8 @@ from serve_app.domain.capability import (
 from serve_app.domain.errors import ErrorCode, invalid_argument, policy_denied
 from serve_app.domain.models import LogLine, Session
 from serve_app.runtime.interface import CommandResult
-from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult, define
+from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult
+from serve_app.tools.declare import Arguments, Output, WorkspacePathArg, bounded, tool
 from serve_app.tools.fs import patch_paths
 from serve_app.tools.git_runner import run_git
 
@@ -41,6 +49,9 @@ SHELL_DENY_SPACE = [*SHELL_DENY, " "]
 DEFAULT_REMOTE = "origin"
 LOG_DEFAULT, LOG_MAX = 20, 200
 PATCH_MAX_BYTES = 1024 * 1024
+# What git prints for a patch's `--numstat` (parsed, never reported) and for `rev-parse`.
+NUMSTAT_OUTPUT_LIMIT = 4 * PATCH_MAX_BYTES
+REV_PARSE_OUTPUT_LIMIT = 16 * 1024
 IDENTITY_MAX_CHARS = 128
 FALLBACK_IDENTITY = "workspace-bot"
 MESSAGE_MAX_CHARS = 1024
@@ -48,10 +59,10 @@ _HEAD = re.compile(r"^HEAD(?:[~^][0-9]*)*$")
 _RANGE = re.compile(r"\.\.\.?")
 _REF_NAMESPACES = ("refs/heads/", "refs/tags/", "refs/remotes/")
 _ERROR_LINE = re.compile(r"^(fatal|error):", re.IGNORECASE)
-_STRING = {"type": "string"}
-_BOOL = {"type": "boolean"}
-_COMMAND = {"type": "array", "items": _STRING}
-_PATHS = {"type": "array", "items": {"type": "string", "maxLength": 4096}}
+
+OutputT = TypeVar("OutputT", bound=Output)
+Failed = Callable[..., Output]
+"""A failed run's output: called with `command` and `output` (what git printed)."""
 
 
 def _ref_rule(field: str) -> ArgField:
@@ -62,20 +73,33 @@ _REMOTE_RULES = [
     ArgField(field="remote", max_length=128, deny_characters=SHELL_DENY_SPACE),
     ArgField(field="refspec", max_length=512, deny_characters=SHELL_DENY_SPACE),
 ]
+_REPOSITORY = ["workspace must contain a git repository"]
+_NO_MUTATION = ["no repository mutation"]
+
+
+# outputs every tool shares ------------------------------------------------------------------------
+
+
+class GitFailed(Output):
+    """What any failed git run reports: the command and what git printed."""
+
+    command: list[str]
+    output: str
+
+
+def _fitting(items: Sequence[OutputT], limit: int) -> list[OutputT]:
+    """The first of `items` whose JSON, all together, stays within `limit` bytes."""
+    kept: list[OutputT] = []
+    size = 0
+    for item in items:
+        size += len(item.model_dump_json(exclude_unset=True).encode()) + 1
+        if size > limit:
+            break
+        kept.append(item)
+    return kept
 
 
 # running git --------------------------------------------------------------------------------------
-
-
-async def _git(
-    ctx: ToolContext,
-    args: Sequence[str],
-    *,
-    output_kb: int,
-    stdin: bytes | None = None,
-    identity: tuple[str, str] | None = None,
-) -> CommandResult:
-    return await run_git(ctx, args, output_limit=output_kb * 1024, stdin=stdin, identity=identity)
 
 
 def _masked_logs(logs: list[LogLine]) -> list[LogLine]:
@@ -86,6 +110,10 @@ def _command(args: Sequence[str]) -> list[str]:
     return [mask_credentials(part) for part in ("git", *args)]
 
 
+def _text(result: CommandResult) -> str:
+    return mask_credentials(result.output)
+
+
 def _error_summary(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     errors = [line for line in lines if _ERROR_LINE.match(line)]
@@ -94,11 +122,14 @@ def _error_summary(text: str) -> str:
     return summary[:1024] or "no output"
 
 
-def git_failure(result: CommandResult, args: Sequence[str], output: dict[str, Any]) -> ToolFailed:
+def git_failure(
+    result: CommandResult, args: Sequence[str], failed: Failed = GitFailed
+) -> ToolFailed:
     """A failed git run as a tool failure: exit 128 → git_repo_error, 129 → git_usage_error,
-    a timeout → timeout (exit 124), anything else → execution_failed."""
-    text = mask_credentials(result.output)
-    output = output | {"output": text}
+    a timeout → timeout (exit 124), anything else → execution_failed. Its output is `failed`
+    with the command and what git printed."""
+    text = _text(result)
+    output = failed(command=_command(args), output=text)
     logs = _masked_logs(result.logs)
     what = f"git {args[0]}" if args else "git"
     if result.timed_out:
@@ -121,22 +152,27 @@ async def _run_checked(
     ctx: ToolContext,
     args: Sequence[str],
     *,
-    output_kb: int,
-    failed_output: dict[str, Any],
+    failed: Failed,
+    output_limit: int | None = None,
     stdin: bytes | None = None,
     identity: tuple[str, str] | None = None,
 ) -> CommandResult:
-    result = await _git(ctx, args, output_kb=output_kb, stdin=stdin, identity=identity)
+    """Run git, keeping `output_limit` bytes of what it prints (by default what the tool's
+    output has room for); a failure raises `git_failure`."""
+    result = await run_git(
+        ctx,
+        args,
+        output_limit=output_limit,
+        stdin=stdin,
+        identity=identity,
+    )
     if result.timed_out or result.exit_code != 0:
-        raise git_failure(result, args, failed_output | {"command": _command(args)})
+        raise git_failure(result, args, failed)
     return result
 
 
-def _succeeded(
-    result: CommandResult, args: Sequence[str], output: dict[str, Any], text_key: str = "output"
-) -> ToolResult:
-    body = {"command": _command(args), **output, text_key: mask_credentials(result.output)}
-    return ToolResult(output=body, logs=_masked_logs(result.logs), exit_code=0)
+def _succeeded(result: CommandResult, output: OutputT) -> ToolResult[OutputT]:
+    return ToolResult(output=output, logs=_masked_logs(result.logs), exit_code=0)
 
 
 # argument checks ----------------------------------------------------------------------------------
@@ -193,10 +229,10 @@ def _checked_ref(ctx: ToolContext, value: str, field: str) -> str:
     return ref
 
 
-async def _checked_paths(ctx: ToolContext, values: list[str] | None) -> list[str]:
+async def _checked_paths(ctx: ToolContext, values: Sequence[str]) -> list[str]:
     """Workspace-relative paths for git (after `--`); each one goes through the jail."""
     paths: list[str] = []
-    for raw in values or []:
+    for raw in values:
         if not raw.strip():
             continue
         if raw.strip().startswith("-"):
@@ -225,7 +261,21 @@ def commit_identity(session: Session) -> tuple[str, str]:
 
 # git.status ---------------------------------------------------------------------------------------
 
-STATUS = define(
+
+class StatusArgs(Arguments):
+    short: Annotated[bool, Field(description="Porcelain v1 output (default true)")] = True
+
+
+class StatusOutput(Output):
+    command: list[str]
+    status: str
+
+
+class StatusFailed(StatusOutput):
+    output: str
+
+
+@tool(
     name="git.status",
     description="Run git status in the workspace repository.",
     scope=Scope.REPO,
@@ -235,23 +285,37 @@ STATUS = define(
     idempotency=Idempotency.GUARANTEED,
     timeout=20,
     output_kb=256,
-    properties={"short": _BOOL | {"description": "Porcelain v1 output (default true)"}},
-    outputs={"status": _STRING, "command": _COMMAND},
-    preconditions=["workspace must contain a git repository"],
-    postconditions=["no repository mutation"],
+    preconditions=_REPOSITORY,
+    postconditions=_NO_MUTATION,
     examples=[{"short": True}],
 )
-
-
-async def _status(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    command = ["status", "--porcelain=v1"] if args.get("short", True) else ["status"]
-    result = await _run_checked(ctx, command, output_kb=256, failed_output={"status": ""})
-    return _succeeded(result, command, {}, text_key="status")
+async def status(ctx: ToolContext, args: StatusArgs) -> ToolResult[StatusOutput]:
+    command = ["status", "--porcelain=v1"] if args.short else ["status"]
+    result = await _run_checked(ctx, command, failed=partial(StatusFailed, status=""))
+    return _succeeded(result, StatusOutput(command=_command(command), status=_text(result)))
 
 
 # git.diff -----------------------------------------------------------------------------------------
 
-DIFF = define(
+
+class DiffArgs(Arguments):
+    staged: Annotated[bool, Field(description="Diff the index against HEAD (or base)")] = False
+    paths: Annotated[
+        list[WorkspacePathArg], Field(description="Limit the diff to these workspace paths")
+    ] = []
+    base: Annotated[str, Field(description="Revision to diff against")] = ""
+
+
+class DiffOutput(Output):
+    command: list[str]
+    diff: str
+
+
+class DiffFailed(DiffOutput):
+    output: str
+
+
+@tool(
     name="git.diff",
     description="Return unified diff from git workspace.",
     scope=Scope.REPO,
@@ -261,36 +325,47 @@ DIFF = define(
     idempotency=Idempotency.GUARANTEED,
     timeout=30,
     output_kb=1024,
-    properties={
-        "staged": _BOOL | {"description": "Diff the index against HEAD (or base)"},
-        "paths": _PATHS | {"description": "Limit the diff to these workspace paths"},
-        "base": _STRING | {"description": "Revision to diff against"},
-    },
-    outputs={"diff": _STRING, "command": _COMMAND},
     path_fields=[PathField(field="paths", multi=True)],
-    preconditions=["workspace must contain a git repository"],
-    postconditions=["no repository mutation"],
+    preconditions=_REPOSITORY,
+    postconditions=_NO_MUTATION,
     examples=[{"staged": False}],
 )
-
-
-async def _diff(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    paths = await _checked_paths(ctx, args.get("paths"))
+async def diff(ctx: ToolContext, args: DiffArgs) -> ToolResult[DiffOutput]:
+    paths = await _checked_paths(ctx, args.paths)
     command = ["diff", "--no-color", "--no-ext-diff"]
-    if args.get("staged"):
+    if args.staged:
         command.append("--staged")
-    if (args.get("base") or "").strip():
-        command += ["--end-of-options", _checked_ref(ctx, args["base"], "base")]
+    if args.base.strip():
+        command += ["--end-of-options", _checked_ref(ctx, args.base, "base")]
     command += ["--", *paths]
+    failed = partial(DiffFailed, diff="")
     # Outside a repository `git diff` falls back to --no-index; ask git for the repository first.
-    await _run_checked(ctx, ["rev-parse", "--git-dir"], output_kb=16, failed_output={"diff": ""})
-    result = await _run_checked(ctx, command, output_kb=1024, failed_output={"diff": ""})
-    return _succeeded(result, command, {}, text_key="diff")
+    await _run_checked(
+        ctx, ["rev-parse", "--git-dir"], failed=failed, output_limit=REV_PARSE_OUTPUT_LIMIT
+    )
+    result = await _run_checked(ctx, command, failed=failed)
+    return _succeeded(result, DiffOutput(command=_command(command), diff=_text(result)))
 
 
 # git.apply_patch ----------------------------------------------------------------------------------
 
-APPLY_PATCH = define(
+
+class ApplyPatchArgs(Arguments):
+    patch: Annotated[str, Field(min_length=1, max_length=PATCH_MAX_BYTES)]
+    check: Annotated[
+        bool, Field(description="Only check that the patch applies; change nothing")
+    ] = False
+
+
+class ApplyPatchOutput(Output):
+    command: list[str]
+    applied: bool
+    checked: bool
+    changed_paths: list[str]
+    output: str
+
+
+@tool(
     name="git.apply_patch",
     description="Apply a unified diff patch using git apply.",
     scope=Scope.REPO,
@@ -300,55 +375,69 @@ APPLY_PATCH = define(
     idempotency=Idempotency.BEST_EFFORT,
     timeout=45,
     output_kb=512,
-    properties={
-        "patch": {"type": "string", "minLength": 1, "maxLength": PATCH_MAX_BYTES},
-        "check": _BOOL | {"description": "Only check that the patch applies; change nothing"},
-    },
-    required=["patch"],
-    outputs={
-        "applied": _BOOL,
-        "checked": _BOOL,
-        "changed_paths": {"type": "array", "items": _STRING},
-        "output": _STRING,
-        "command": _COMMAND,
-    },
     cost=CostHint.MEDIUM,
-    preconditions=["workspace must contain a git repository"],
+    preconditions=_REPOSITORY,
     postconditions=["working tree may change"],
     examples=[{"patch": "--- a/x.txt\n+++ b/x.txt\n@@ -1 +1 @@\n-old\n+new\n", "check": True}],
 )
-
-
-async def _apply_patch(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    patch: str = args["patch"]
-    check = bool(args.get("check"))
+async def apply_patch(ctx: ToolContext, args: ApplyPatchArgs) -> ToolResult[ApplyPatchOutput]:
+    patch, check = args.patch, args.check
     paths = patch_paths(patch)
     if not paths:
         raise invalid_argument("patch has no file headers (--- / +++ lines)")
     for path in paths:
         await ctx.path(path, follow_final=False)
-    failed = {"applied": False, "checked": check, "changed_paths": paths}
+    failed = partial(ApplyPatchOutput, applied=False, checked=check, changed_paths=paths)
     # The files git itself would touch (`--numstat` parses and applies nothing), which also covers
     # `diff --git` entries without ---/+++ lines.
     numstat = ["apply", "--numstat", "-z", "-"]
     stat = await _run_checked(
-        ctx, numstat, output_kb=4096, failed_output=failed, stdin=patch.encode("utf-8")
+        ctx,
+        numstat,
+        failed=failed,
+        output_limit=NUMSTAT_OUTPUT_LIMIT,
+        stdin=patch.encode("utf-8"),
     )
     records = (record.split("\t", 2) for record in stat.output.split("\0"))
     for fields in records:
         if len(fields) == 3 and fields[2]:
             await ctx.path(fields[2], follow_final=False)
     command = ["apply", "--whitespace=nowarn", *(["--check"] if check else []), "-"]
-    result = await _run_checked(
-        ctx, command, output_kb=512, failed_output=failed, stdin=patch.encode("utf-8")
+    result = await _run_checked(ctx, command, failed=failed, stdin=patch.encode("utf-8"))
+    output = ApplyPatchOutput(
+        command=_command(command),
+        applied=not check,
+        checked=check,
+        changed_paths=paths,
+        output=_text(result),
     )
-    output = {"applied": not check, "checked": check, "changed_paths": paths}
-    return _succeeded(result, command, output)
+    return _succeeded(result, output)
 
 
 # git.checkout -------------------------------------------------------------------------------------
 
-CHECKOUT = define(
+
+class CheckoutArgs(Arguments):
+    ref: Annotated[str, Field(description="Branch, tag or commit (the new branch with create)")]
+    create: Annotated[
+        bool, Field(description="Create branch `ref` (at start_point) and switch to it")
+    ] = False
+    start_point: Annotated[str, Field(description="Where the new branch starts (needs create)")] = (
+        ""
+    )
+    force: Annotated[
+        bool, Field(description="Discard local changes that would block the checkout")
+    ] = False
+
+
+class CheckoutOutput(Output):
+    command: list[str]
+    ref: str
+    created: bool
+    output: str
+
+
+@tool(
     name="git.checkout",
     description="Checkout a branch or ref, optionally creating a new branch.",
     scope=Scope.REPO,
@@ -358,46 +447,70 @@ CHECKOUT = define(
     idempotency=Idempotency.BEST_EFFORT,
     timeout=30,
     output_kb=512,
-    properties={
-        "ref": _STRING | {"description": "Branch, tag or commit (the new branch with create)"},
-        "create": _BOOL | {"description": "Create branch `ref` (at start_point) and switch to it"},
-        "start_point": _STRING | {"description": "Where the new branch starts (needs create)"},
-        "force": _BOOL | {"description": "Discard local changes that would block the checkout"},
-    },
-    required=["ref"],
-    outputs={"ref": _STRING, "created": _BOOL, "output": _STRING, "command": _COMMAND},
     arg_fields=[_ref_rule("ref"), _ref_rule("start_point")],
     cost=CostHint.MEDIUM,
-    preconditions=["workspace must contain a git repository"],
+    preconditions=_REPOSITORY,
     postconditions=["checked out ref may change working tree"],
     examples=[
         {"ref": "feature/new-api"},
         {"ref": "release-2026-02", "create": True, "start_point": "origin/main"},
     ],
 )
-
-
-async def _checkout(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    ref = _checked_ref(ctx, args["ref"], "ref")
-    create = bool(args.get("create"))
-    start_point = (args.get("start_point") or "").strip()
+async def checkout(ctx: ToolContext, args: CheckoutArgs) -> ToolResult[CheckoutOutput]:
+    ref = _checked_ref(ctx, args.ref, "ref")
+    create = args.create
+    start_point = args.start_point.strip()
     if start_point:
         if not create:
             raise invalid_argument("start_point needs create=true")
         start_point = _checked_ref(ctx, start_point, "start_point")
     # `git checkout` has no --end-of-options; names never start with '-', and `--` ends the
     # revisions so a file named like the ref is not taken instead.
-    command = ["checkout", *(["--force"] if args.get("force") else [])]
+    command = ["checkout", *(["--force"] if args.force else [])]
     command += ["-b", ref, *([start_point] if start_point else [])] if create else [ref]
     command.append("--")
-    failed = {"ref": ref, "created": False}
-    result = await _run_checked(ctx, command, output_kb=512, failed_output=failed)
-    return _succeeded(result, command, {"ref": ref, "created": create})
+    failed = partial(CheckoutOutput, ref=ref, created=False)
+    result = await _run_checked(ctx, command, failed=failed)
+    output = CheckoutOutput(
+        command=_command(command), ref=ref, created=create, output=_text(result)
+    )
+    return _succeeded(result, output)
 
 
 # git.log ------------------------------------------------------------------------------------------
 
-LOG = define(
+
+_LOG_FORMAT = "--pretty=format:%H%x1f%an%x1f%ae%x1f%ad%x1f%s%x1f%P"
+
+
+class LogArgs(Arguments):
+    ref: Annotated[str, Field(description="Revision or range (default HEAD)")] = "HEAD"
+    max_count: Annotated[int, bounded(1, LOG_MAX, f"Default {LOG_DEFAULT}")] = LOG_DEFAULT
+
+
+class LogEntry(Output):
+    commit: str
+    hash: str
+    author: str
+    author_name: str
+    author_email: str
+    date: str
+    subject: str
+    parents: list[str]
+
+
+class LogOutput(Output):
+    command: list[str]
+    ref: str
+    count: int
+    entries: list[LogEntry]
+
+
+class LogFailed(LogOutput):
+    output: str
+
+
+@tool(
     name="git.log",
     description="List commit history for a ref with bounded output.",
     scope=Scope.REPO,
@@ -407,73 +520,79 @@ LOG = define(
     idempotency=Idempotency.GUARANTEED,
     timeout=20,
     output_kb=1024,
-    properties={
-        "ref": _STRING | {"description": "Revision or range (default HEAD)"},
-        "max_count": {"type": "integer", "minimum": 1, "maximum": LOG_MAX}
-        | {"description": f"Default {LOG_DEFAULT}"},
-    },
-    outputs={
-        "ref": _STRING,
-        "count": {"type": "integer"},
-        "entries": {"type": "array", "items": {"type": "object"}},
-        "command": _COMMAND,
-    },
     arg_fields=[_ref_rule("ref")],
-    preconditions=["workspace must contain a git repository"],
-    postconditions=["no repository mutation"],
+    preconditions=_REPOSITORY,
+    postconditions=_NO_MUTATION,
     examples=[{"ref": "HEAD", "max_count": 20}],
 )
-
-_LOG_FORMAT = "--pretty=format:%H%x1f%an%x1f%ae%x1f%ad%x1f%s%x1f%P"
-
-
-def parse_log(text: str) -> list[dict[str, Any]]:
-    """Records of `git log -z` with the unit-separated fields of `_LOG_FORMAT`."""
-    entries: list[dict[str, Any]] = []
-    for record in text.split("\0"):
-        fields = record.strip("\n").split("\x1f")
-        if len(fields) != 6:
-            continue
-        commit, name, email, date, subject, parents = fields
-        entries.append(
-            {
-                "commit": commit,
-                "hash": commit,
-                "author": f"{name} <{email}>",
-                "author_name": name,
-                "author_email": email,
-                "date": date,
-                "subject": subject,
-                "parents": parents.split(),
-            }
-        )
-    return entries
-
-
-async def _log(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    ref = _checked_ref(ctx, args.get("ref") or "HEAD", "ref")
-    count = args.get("max_count", LOG_DEFAULT)
+async def log(ctx: ToolContext, args: LogArgs) -> ToolResult[LogOutput]:
+    ref = _checked_ref(ctx, args.ref or "HEAD", "ref")
     command = [
         "log",
         "-z",
         "--no-color",
         "--date=iso-strict",
-        f"--max-count={count}",
+        f"--max-count={args.max_count}",
         _LOG_FORMAT,
         "--end-of-options",
         ref,
         "--",
     ]
-    failed = {"ref": ref, "count": 0, "entries": []}
-    result = await _run_checked(ctx, command, output_kb=1024, failed_output=failed)
-    entries = parse_log(mask_credentials(result.output))
-    output = {"command": _command(command), "ref": ref, "count": len(entries), "entries": entries}
-    return ToolResult(output=output, logs=_masked_logs(result.logs))
+    failed = partial(LogFailed, ref=ref, count=0, entries=[])
+    result = await _run_checked(ctx, command, failed=failed)
+    text = _text(result)
+    if result.truncated:
+        text = text.rpartition("\0")[0]  # the record cut short, and the truncation note
+    entries = _fitting(parse_log(text), ctx.command_output_limit)
+    output = LogOutput(command=_command(command), ref=ref, count=len(entries), entries=entries)
+    return _succeeded(result, output)
+
+
+def parse_log(text: str) -> list[LogEntry]:
+    """Records of `git log -z` with the unit-separated fields of `_LOG_FORMAT`."""
+    entries: list[LogEntry] = []
+    for record in text.split("\0"):
+        fields = record.strip("\n").split("\x1f")
+        if len(fields) != 6:
+            continue
+        sha, name, email, date, subject, parents = fields
+        entries.append(
+            LogEntry(
+                commit=sha,
+                hash=sha,
+                author=f"{name} <{email}>",
+                author_name=name,
+                author_email=email,
+                date=date,
+                subject=subject,
+                parents=parents.split(),
+            )
+        )
+    return entries
 
 
 # git.show -----------------------------------------------------------------------------------------
 
-SHOW = define(
+
+class ShowArgs(Arguments):
+    ref: Annotated[str, Field(description="Revision to show (default HEAD)")] = "HEAD"
+    path: Annotated[WorkspacePathArg, Field(description="Limit to this path")] = ""
+    stat: Annotated[bool, Field(description="Include the diffstat (default true)")] = True
+    patch: Annotated[bool, Field(description="Include the patch (default true)")] = True
+
+
+class ShowOutput(Output):
+    command: list[str]
+    ref: str
+    path: str
+    show: str
+
+
+class ShowFailed(ShowOutput):
+    output: str
+
+
+@tool(
     name="git.show",
     description="Show commit details or file content at a ref.",
     scope=Scope.REPO,
@@ -483,42 +602,71 @@ SHOW = define(
     idempotency=Idempotency.GUARANTEED,
     timeout=30,
     output_kb=1024,
-    properties={
-        "ref": _STRING | {"description": "Revision to show (default HEAD)"},
-        "path": {"type": "string", "maxLength": 4096, "description": "Limit to this path"},
-        "stat": _BOOL | {"description": "Include the diffstat (default true)"},
-        "patch": _BOOL | {"description": "Include the patch (default true)"},
-    },
-    outputs={"ref": _STRING, "path": _STRING, "show": _STRING, "command": _COMMAND},
     path_fields=[PathField(field="path")],
     arg_fields=[_ref_rule("ref")],
-    preconditions=["workspace must contain a git repository"],
-    postconditions=["no repository mutation"],
+    preconditions=_REPOSITORY,
+    postconditions=_NO_MUTATION,
     examples=[{"ref": "HEAD~1"}, {"ref": "HEAD", "path": "README.md", "patch": False}],
 )
-
-
-async def _show(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    ref = _checked_ref(ctx, args.get("ref") or "HEAD", "ref")
-    paths = await _checked_paths(ctx, [args["path"]] if args.get("path") else [])
-    stat, patch = args.get("stat", True), args.get("patch", True)
+async def show(ctx: ToolContext, args: ShowArgs) -> ToolResult[ShowOutput]:
+    ref = _checked_ref(ctx, args.ref or "HEAD", "ref")
+    paths = await _checked_paths(ctx, [args.path] if args.path else [])
     command = ["show", "--no-color", "--no-ext-diff"]
-    if stat:
+    if args.stat:
         command.append("--stat")
-    if patch:
+    if args.patch:
         command.append("--patch")
-    if not stat and not patch:
+    if not args.stat and not args.patch:
         command += ["--pretty=fuller", "--no-patch"]
     command += ["--end-of-options", ref, "--", *paths]
     path = paths[0] if paths else ""
-    failed = {"ref": ref, "path": path, "show": ""}
-    result = await _run_checked(ctx, command, output_kb=1024, failed_output=failed)
-    return _succeeded(result, command, {"ref": ref, "path": path}, text_key="show")
+    result = await _run_checked(
+        ctx, command, failed=partial(ShowFailed, ref=ref, path=path, show="")
+    )
+    output = ShowOutput(command=_command(command), ref=ref, path=path, show=_text(result))
+    return _succeeded(result, output)
 
 
 # git.branch_list ----------------------------------------------------------------------------------
 
-BRANCH_LIST = define(
+
+class BranchListArgs(Arguments):
+    all: Annotated[bool, Field(description="Local and remote-tracking branches")] = False
+    remotes: Annotated[bool, Field(description="Remote-tracking branches only")] = False
+
+
+class Branch(Output):
+    name: str
+    upstream: str
+    commit: str
+    current: bool
+
+
+class BranchListOutput(Output):
+    command: list[str]
+    count: int
+    branches: list[Branch]
+
+
+class BranchListFailed(BranchListOutput):
+    output: str
+
+
+_BRANCH_FORMAT = "--format=%(refname:short)%00%(upstream:short)%00%(objectname)%00%(HEAD)"
+
+
+def parse_branches(text: str) -> list[Branch]:
+    branches: list[Branch] = []
+    for line in text.splitlines():
+        fields = line.split("\0")
+        if len(fields) != 4 or not fields[0].strip():
+            continue
+        name, upstream, sha, head = fields
+        branches.append(Branch(name=name, upstream=upstream, commit=sha, current=head == "*"))
+    return branches
+
+
+@tool(
     name="git.branch_list",
     description="List local and/or remote branches.",
     scope=Scope.REPO,
@@ -528,52 +676,45 @@ BRANCH_LIST = define(
     idempotency=Idempotency.GUARANTEED,
     timeout=20,
     output_kb=512,
-    properties={
-        "all": _BOOL | {"description": "Local and remote-tracking branches"},
-        "remotes": _BOOL | {"description": "Remote-tracking branches only"},
-    },
-    outputs={
-        "count": {"type": "integer"},
-        "branches": {"type": "array", "items": {"type": "object"}},
-        "command": _COMMAND,
-    },
-    preconditions=["workspace must contain a git repository"],
-    postconditions=["no repository mutation"],
+    preconditions=_REPOSITORY,
+    postconditions=_NO_MUTATION,
     examples=[{"all": True}],
 )
-
-_BRANCH_FORMAT = "--format=%(refname:short)%00%(upstream:short)%00%(objectname)%00%(HEAD)"
-
-
-def parse_branches(text: str) -> list[dict[str, Any]]:
-    branches: list[dict[str, Any]] = []
-    for line in text.splitlines():
-        fields = line.split("\0")
-        if len(fields) != 4 or not fields[0].strip():
-            continue
-        name, upstream, commit, head = fields
-        branches.append(
-            {"name": name, "upstream": upstream, "commit": commit, "current": head == "*"}
-        )
-    return branches
-
-
-async def _branch_list(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+async def branch_list(ctx: ToolContext, args: BranchListArgs) -> ToolResult[BranchListOutput]:
     command = ["branch", "--list", "--no-color", _BRANCH_FORMAT]
-    if args.get("all"):
+    if args.all:
         command.append("--all")
-    elif args.get("remotes"):
+    elif args.remotes:
         command.append("--remotes")
-    failed: dict[str, Any] = {"count": 0, "branches": []}
-    result = await _run_checked(ctx, command, output_kb=512, failed_output=failed)
-    branches = parse_branches(mask_credentials(result.output))
-    output = {"command": _command(command), "count": len(branches), "branches": branches}
-    return ToolResult(output=output, logs=_masked_logs(result.logs))
+    failed = partial(BranchListFailed, count=0, branches=[])
+    result = await _run_checked(ctx, command, failed=failed)
+    lines = _text(result).splitlines()
+    if result.truncated:
+        lines = lines[:-2]  # the line cut short, and the truncation note
+    branches = _fitting(parse_branches("\n".join(lines)), ctx.command_output_limit)
+    output = BranchListOutput(command=_command(command), count=len(branches), branches=branches)
+    return _succeeded(result, output)
 
 
 # git.commit ---------------------------------------------------------------------------------------
 
-COMMIT = define(
+
+class CommitArgs(Arguments):
+    message: str
+    all: Annotated[bool, Field(description="Stage every change (new files included) first")] = False
+    paths: Annotated[
+        list[WorkspacePathArg], Field(description="Stage and commit only these paths")
+    ] = []
+
+
+class CommitOutput(Output):
+    command: list[str]
+    committed: bool
+    commit: str
+    output: str
+
+
+@tool(
     name="git.commit",
     description="Create a commit from staged changes or selected paths.",
     scope=Scope.REPO,
@@ -583,13 +724,6 @@ COMMIT = define(
     idempotency=Idempotency.NONE,
     timeout=30,
     output_kb=512,
-    properties={
-        "message": _STRING,
-        "all": _BOOL | {"description": "Stage every change (new files included) first"},
-        "paths": _PATHS | {"description": "Stage and commit only these paths"},
-    },
-    required=["message"],
-    outputs={"committed": _BOOL, "commit": _STRING, "output": _STRING, "command": _COMMAND},
     path_fields=[PathField(field="paths", multi=True)],
     arg_fields=[ArgField(field="message", max_length=MESSAGE_MAX_CHARS, deny_characters=["\x00"])],
     cost=CostHint.MEDIUM,
@@ -597,57 +731,126 @@ COMMIT = define(
     postconditions=["new commit may be created"],
     examples=[{"message": "feat: add workspace policy guard", "all": True}],
 )
-
-
-async def _commit(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    message: str = args["message"]
+async def commit(ctx: ToolContext, args: CommitArgs) -> ToolResult[CommitOutput]:
+    message = args.message
     if not message.strip():
         raise invalid_argument("message must not be empty")
     if "\x00" in message:
         raise invalid_argument("message contains a NUL character")
-    paths = await _checked_paths(ctx, args.get("paths"))
-    if args.get("all") and paths:
+    paths = await _checked_paths(ctx, args.paths)
+    if args.all and paths:
         raise invalid_argument("all and paths cannot be combined")
     identity = commit_identity(ctx.session)
-    failed = {"committed": False, "commit": ""}
-    if args.get("all"):
-        await _run_checked(ctx, ["add", "--all"], output_kb=512, failed_output=failed)
+    failed = partial(CommitOutput, committed=False, commit="")
+    if args.all:
+        await _run_checked(ctx, ["add", "--all"], failed=failed)
     elif paths:
-        await _run_checked(ctx, ["add", "--", *paths], output_kb=512, failed_output=failed)
+        await _run_checked(ctx, ["add", "--", *paths], failed=failed)
     command = ["commit", f"--message={message}", *(["--", *paths] if paths else [])]
-    result = await _run_checked(
-        ctx, command, output_kb=512, failed_output=failed, identity=identity
-    )
+    result = await _run_checked(ctx, command, failed=failed, identity=identity)
     head = await _run_checked(
-        ctx, ["rev-parse", "--verify", "HEAD"], output_kb=16, failed_output=failed
+        ctx,
+        ["rev-parse", "--verify", "HEAD"],
+        failed=failed,
+        output_limit=REV_PARSE_OUTPUT_LIMIT,
     )
-    return _succeeded(result, command, {"committed": True, "commit": head.output.strip()})
+    output = CommitOutput(
+        command=_command(command),
+        committed=True,
+        commit=head.output.strip(),
+        output=_text(result),
+    )
+    return _succeeded(result, output)
 
 
 # git.push / git.fetch / git.pull ------------------------------------------------------------------
 
 
-def _remote_properties(extra: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "remote": _STRING | {"description": f"Remote name or URL (default {DEFAULT_REMOTE})"},
-        "refspec": _STRING | {"description": "Refspec, e.g. HEAD:refs/heads/feature/x"},
-        **extra,
-    }
+class RemoteArgs(Arguments):
+    remote: Annotated[str, Field(description=f"Remote name or URL (default {DEFAULT_REMOTE})")] = (
+        DEFAULT_REMOTE
+    )
+    refspec: Annotated[str, Field(description="Refspec, e.g. HEAD:refs/heads/feature/x")] = ""
 
 
-def _remote_outputs(done_key: str) -> dict[str, Any]:
-    return {
-        "remote": _STRING,
-        "refspec": _STRING,
-        done_key: _BOOL,
-        "output": _STRING,
-        "command": _COMMAND,
-    }
+class PushArgs(RemoteArgs):
+    set_upstream: Annotated[bool, Field(description="Record the remote branch as upstream")] = False
+    force_with_lease: Annotated[
+        bool, Field(description="Force only over the expected remote ref")
+    ] = False
 
 
+class FetchArgs(RemoteArgs):
+    prune: Annotated[
+        bool, Field(description="Remove remote-tracking refs that no longer exist")
+    ] = False
+    tags: Annotated[bool, Field(description="Fetch all tags")] = False
+
+
+class PullArgs(RemoteArgs):
+    rebase: Annotated[
+        bool, Field(description="Rebase onto the fetched branch instead of merging")
+    ] = False
+
+
+class RemoteOutput(Output):
+    command: list[str]
+    remote: str
+    refspec: str
+
+
+class PushOutput(RemoteOutput):
+    pushed: bool
+    output: str
+
+
+class FetchOutput(RemoteOutput):
+    fetched: bool
+    output: str
+
+
+class PullOutput(RemoteOutput):
+    pulled: bool
+    output: str
+
+
+R = TypeVar("R", bound=RemoteOutput)
 _REMOTE_PRECONDITIONS = ["remote and refspec must be allowlisted by metadata policy"]
 
-PUSH = define(
+
+async def _remote_command(
+    ctx: ToolContext,
+    args: RemoteArgs,
+    *,
+    subcommand: str,
+    flags: list[str],
+    output: type[R],
+    done: str,
+    identity: tuple[str, str] | None = None,
+) -> ToolResult[R]:
+    """Run `git <subcommand>` against the checked remote and refspec; `done` names the output's
+    field that says whether it happened."""
+    remote = _option_safe(args.remote, "remote") or DEFAULT_REMOTE
+    if not remote_allowed(ctx.session, remote):
+        raise policy_denied("remote outside allowlist")
+    refspec = _option_safe(args.refspec, "refspec")
+    if not refspec_allowed(ctx.session, refspec):
+        raise policy_denied("refspec outside allowlist")
+    command = [subcommand, *flags, "--end-of-options", remote, *([refspec] if refspec else [])]
+    shown: dict[str, Any] = {"remote": mask_credentials(remote), "refspec": refspec}
+
+    def report(**fields: Any) -> R:
+        return output.model_validate(shown | fields)
+
+    result = await _run_checked(
+        ctx, command, failed=partial(report, **{done: False}), identity=identity
+    )
+    return _succeeded(
+        result, report(**{done: True}, command=_command(command), output=_text(result))
+    )
+
+
+@tool(
     name="git.push",
     description="Push commits to an allowlisted remote/refspec.",
     scope=Scope.REPO,
@@ -658,21 +861,23 @@ PUSH = define(
     timeout=60,
     output_kb=1024,
     network=True,
-    properties=_remote_properties(
-        {
-            "set_upstream": _BOOL | {"description": "Record the remote branch as upstream"},
-            "force_with_lease": _BOOL | {"description": "Force only over the expected remote ref"},
-        }
-    ),
-    outputs=_remote_outputs("pushed"),
     arg_fields=_REMOTE_RULES,
     cost=CostHint.HIGH,
     preconditions=_REMOTE_PRECONDITIONS,
     postconditions=["remote repository may be mutated"],
     examples=[{"remote": "origin", "refspec": "HEAD:refs/heads/feature/new-api"}],
 )
+async def push(ctx: ToolContext, args: PushArgs) -> ToolResult[PushOutput]:
+    flags = [
+        *(["--set-upstream"] if args.set_upstream else []),
+        *(["--force-with-lease"] if args.force_with_lease else []),
+    ]
+    return await _remote_command(
+        ctx, args, subcommand="push", flags=flags, output=PushOutput, done="pushed"
+    )
 
-FETCH = define(
+
+@tool(
     name="git.fetch",
     description="Fetch refs from an allowlisted remote/refspec.",
     scope=Scope.REPO,
@@ -683,21 +888,20 @@ FETCH = define(
     timeout=60,
     output_kb=1024,
     network=True,
-    properties=_remote_properties(
-        {
-            "prune": _BOOL | {"description": "Remove remote-tracking refs that no longer exist"},
-            "tags": _BOOL | {"description": "Fetch all tags"},
-        }
-    ),
-    outputs=_remote_outputs("fetched"),
     arg_fields=_REMOTE_RULES,
     cost=CostHint.MEDIUM,
     preconditions=_REMOTE_PRECONDITIONS,
     postconditions=["remote-tracking refs may change"],
     examples=[{"remote": "origin", "refspec": "refs/heads/main", "prune": True}],
 )
+async def fetch(ctx: ToolContext, args: FetchArgs) -> ToolResult[FetchOutput]:
+    flags = [*(["--prune"] if args.prune else []), *(["--tags"] if args.tags else [])]
+    return await _remote_command(
+        ctx, args, subcommand="fetch", flags=flags, output=FetchOutput, done="fetched"
+    )
 
-PULL = define(
+
+@tool(
     name="git.pull",
     description="Pull from an allowlisted remote/refspec.",
     scope=Scope.REPO,
@@ -708,84 +912,39 @@ PULL = define(
     timeout=60,
     output_kb=1024,
     network=True,
-    properties=_remote_properties(
-        {"rebase": _BOOL | {"description": "Rebase onto the fetched branch instead of merging"}}
-    ),
-    outputs=_remote_outputs("pulled"),
     arg_fields=_REMOTE_RULES,
     cost=CostHint.MEDIUM,
     preconditions=_REMOTE_PRECONDITIONS,
     postconditions=["local branch may change"],
     examples=[{"remote": "origin", "refspec": "main", "rebase": True}],
 )
-
-
-async def _remote_command(
-    ctx: ToolContext,
-    args: dict[str, Any],
-    *,
-    subcommand: str,
-    flags: list[str],
-    done_key: str,
-    identity: tuple[str, str] | None = None,
-) -> ToolResult:
-    remote = _option_safe(args.get("remote") or "", "remote") or DEFAULT_REMOTE
-    if not remote_allowed(ctx.session, remote):
-        raise policy_denied("remote outside allowlist")
-    refspec = _option_safe(args.get("refspec") or "", "refspec")
-    if not refspec_allowed(ctx.session, refspec):
-        raise policy_denied("refspec outside allowlist")
-    command = [subcommand, *flags, "--end-of-options", remote, *([refspec] if refspec else [])]
-    shown = {"remote": mask_credentials(remote), "refspec": refspec}
-    result = await _run_checked(
-        ctx,
-        command,
-        output_kb=1024,
-        failed_output=shown | {done_key: False},
-        identity=identity,
-    )
-    return _succeeded(result, command, shown | {done_key: True})
-
-
-async def _push(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    flags = [
-        *(["--set-upstream"] if args.get("set_upstream") else []),
-        *(["--force-with-lease"] if args.get("force_with_lease") else []),
-    ]
-    return await _remote_command(ctx, args, subcommand="push", flags=flags, done_key="pushed")
-
-
-async def _fetch(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    flags = [
-        *(["--prune"] if args.get("prune") else []),
-        *(["--tags"] if args.get("tags") else []),
-    ]
-    return await _remote_command(ctx, args, subcommand="fetch", flags=flags, done_key="fetched")
-
-
-async def _pull(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+async def pull(ctx: ToolContext, args: PullArgs) -> ToolResult[PullOutput]:
     # Explicit merge or rebase: without one, git 2.27+ refuses divergent branches.
-    flags = ["--rebase" if args.get("rebase") else "--no-rebase", "--no-edit"]
+    flags = ["--rebase" if args.rebase else "--no-rebase", "--no-edit"]
     return await _remote_command(
         ctx,
         args,
         subcommand="pull",
         flags=flags,
-        done_key="pulled",
+        output=PullOutput,
+        done="pulled",
         identity=commit_identity(ctx.session),
     )
 
 
+# registry -----------------------------------------------------------------------------------------
+
+
 TOOLS: list[Tool] = [
-    Tool(STATUS, _status),
-    Tool(DIFF, _diff),
-    Tool(APPLY_PATCH, _apply_patch),
-    Tool(CHECKOUT, _checkout),
-    Tool(LOG, _log),
-    Tool(SHOW, _show),
-    Tool(BRANCH_LIST, _branch_list),
-    Tool(COMMIT, _commit),
-    Tool(PUSH, _push),
-    Tool(FETCH, _fetch),
-    Tool(PULL, _pull),
+    status,
+    diff,
+    apply_patch,
+    checkout,
+    log,
+    show,
+    branch_list,
+    commit,
+    push,
+    fetch,
+    pull,
 ]

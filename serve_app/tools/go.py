@@ -8,33 +8,36 @@ toolchain download.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated
 
-from serve_app.domain.capability import (
-    Capability,
-)
+from pydantic import Field
+
 from serve_app.domain.errors import invalid_argument, policy_denied
 from serve_app.domain.paths import WorkspacePath
-from serve_app.tools import projects
+from serve_app.tools import toolchain_output
 from serve_app.tools.base import Tool, ToolContext, ToolResult
+from serve_app.tools.declare import Arguments
 from serve_app.tools.languages import (
     BUILD_DIR,
     DIST_DIR,
-    MAX_FAILED_TESTS,
     Command,
     Completed,
     Coverage,
     FlagRules,
     Job,
+    LanguageOutput,
+    LanguageTestOutput,
     Packaged,
     ProjectCommands,
     checked_output_name,
     checked_target,
-    language_result,
-    language_tool,
+    failures,
     output_dir,
+    ran,
     relative_arg,
+    reported,
     run_toolchain,
+    toolchain_tool,
 )
 
 ENV = {"GOFLAGS": "-modcacherw", "GOTOOLCHAIN": "local"}
@@ -108,7 +111,7 @@ def checked_run_pattern(value: str | None) -> str:
 
 
 async def _coverage_run(
-    ctx: ToolContext, pattern: str, flags: list[str], output_kb: int
+    ctx: ToolContext, pattern: str, flags: list[str], output_kb: int | None = None
 ) -> tuple[Completed, float | None]:
     """`go test -coverprofile` into a private temporary directory, then `go tool cover -func`
     for the total over every package (its report counts only when the profile was written and
@@ -120,7 +123,7 @@ async def _coverage_run(
         )
         func = await run_toolchain(ctx, command("tool", "cover", f"-func={profile}"), output_kb=256)
         report = func.output if func.exit_code == 0 else ""
-        return run, projects.go_coverage(report, run.output)
+        return run, toolchain_output.go_coverage(report, run.output)
 
 
 # repo.* commands --------------------------------------------------------------------------------
@@ -173,33 +176,22 @@ COMMANDS = ProjectCommands(
 
 # go.* tools -------------------------------------------------------------------------------------
 
-_TARGET = {"type": "string", "description": "Package pattern, default ./... (e.g. ./cmd/app)"}
+PackagePattern = Annotated[
+    str | None, Field(description="Package pattern, default ./... (e.g. ./cmd/app)")
+]
 
 
-def _go_tool(
-    name: str, description: str, timeout: int, output_kb: int, **fields: Any
-) -> Capability:
-    return language_tool(
-        name,
-        description,
-        timeout=timeout,
-        output_kb=output_kb,
-        outputs=fields.pop("outputs", None),
-        **fields,
-    )
+class TargetArgs(Arguments):
+    target: PackagePattern = None
 
 
-MOD_TIDY = _go_tool(
-    "go.mod.tidy",
-    "Run go mod tidy to validate and normalize module dependencies. With check=true go.mod and "
-    "go.sum are left as they were and exit_code 1 reports that tidying would change them.",
-    180,
-    1024,
-    network=True,
-    properties={"check": {"type": "boolean", "description": "Report only (default false)"}},
-    outputs={"changed_files": {"type": "array", "items": {"type": "string"}}},
-    examples=[{"check": True}],
-)
+class ModTidyArgs(Arguments):
+    check: Annotated[bool, Field(description="Report only (default false)")] = False
+
+
+class ModTidyOutput(LanguageOutput):
+    changed_files: list[str]
+
 
 _MODULE_FILES = ("go.mod", "go.sum")
 MODULE_FILE_MAX_BYTES = 64 * 1024 * 1024
@@ -234,16 +226,25 @@ async def _restore(
             await ctx.runtime.write_file(paths[name], data)
 
 
-async def _mod_tidy(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+@toolchain_tool(
+    "go.mod.tidy",
+    "Run go mod tidy to validate and normalize module dependencies. With check=true go.mod and "
+    "go.sum are left as they were and exit_code 1 reports that tidying would change them.",
+    timeout=180,
+    output_kb=1024,
+    network=True,
+    examples=[{"check": True}],
+)
+async def mod_tidy(ctx: ToolContext, args: ModTidyArgs) -> ToolResult[ModTidyOutput]:
     paths = await _module_files(ctx)
     before = await _snapshot(ctx, paths)
     if before["go.mod"] is None:
         raise invalid_argument("go.mod not found in the workspace")
-    run = await run_toolchain(ctx, command("mod", "tidy"), output_kb=1024)
+    run = await run_toolchain(ctx, command("mod", "tidy"))
     paths = await _module_files(ctx)
     after = await _snapshot(ctx, paths)
     changed = [name for name in _MODULE_FILES if before[name] != after[name]]
-    if args.get("check") and changed:
+    if args.check and changed:
         await _restore(ctx, paths, before)
         run = Completed(
             run.command,
@@ -252,101 +253,79 @@ async def _mod_tidy(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
             run.truncated,
             run.logs,
         )
-    output = language_result(run, ctx.workspace, extra={"changed_files": changed})
-    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+    return reported(ctx, run, ModTidyOutput(**ran(ctx, run), changed_files=changed))
 
 
-GENERATE = _go_tool(
+@toolchain_tool(
     "go.generate",
     "Run go generate for a package target.",
-    180,
-    1024,
-    properties={"target": _TARGET},
+    timeout=180,
+    output_kb=1024,
     examples=[{"target": "./..."}],
 )
+async def generate(ctx: ToolContext, args: TargetArgs) -> ToolResult[LanguageOutput]:
+    pattern = await package_pattern(ctx, args.target)
+    run = await run_toolchain(ctx, command("generate", pattern))
+    return reported(ctx, run, LanguageOutput(**ran(ctx, run)))
 
 
-async def _generate(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    pattern = await package_pattern(ctx, args.get("target"))
-    run = await run_toolchain(ctx, command("generate", pattern), output_kb=1024)
-    output = language_result(run, ctx.workspace)
-    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+class BuildArgs(TargetArgs):
+    ldflags: Annotated[str, Field(max_length=LDFLAGS_MAX)] = ""
+    output_name: Annotated[str | None, Field(max_length=128)] = None
+    race: bool = False
 
 
-BUILD = _go_tool(
+@toolchain_tool(
     "go.build",
     "Compile Go package with restricted build flags and optional output binary name "
     f"(written to {BUILD_DIR}/<output_name>). ldflags admits only -s, -w and -X name=value.",
-    300,
-    2048,
-    properties={
-        "target": _TARGET,
-        "ldflags": {"type": "string", "maxLength": LDFLAGS_MAX},
-        "output_name": {"type": "string", "maxLength": 128},
-        "race": {"type": "boolean"},
-    },
+    timeout=300,
+    output_kb=2048,
     examples=[{"target": "./cmd/app", "output_name": "app", "ldflags": "-s -w"}],
 )
-
-
-async def _build_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    ldflags = checked_ldflags(args.get("ldflags"))
-    flags = ["-race"] if args.get("race") else []
+async def build(ctx: ToolContext, args: BuildArgs) -> ToolResult[LanguageOutput]:
+    ldflags = checked_ldflags(args.ldflags)
+    flags = ["-race"] if args.race else []
     if ldflags:
         flags.append("-ldflags=" + " ".join(ldflags))
     binary = ""
-    if args.get("output_name"):
-        name = checked_output_name(args["output_name"], "app")
-        pattern = await package_pattern(ctx, args.get("target"), default=".")
+    if args.output_name:
+        name = checked_output_name(args.output_name, "app")
+        pattern = await package_pattern(ctx, args.target, default=".")
         build_dir = await output_dir(ctx, BUILD_DIR)
         binary = f"{build_dir.relative}/{name}"
         flags += ["-o", f"./{binary}"]
     else:
-        pattern = await package_pattern(ctx, args.get("target"))
-    run = await run_toolchain(ctx, command("build", *flags, pattern), output_kb=2048)
-    output = language_result(
-        run, ctx.workspace, compiled_binary_path=binary if run.exit_code == 0 else ""
-    )
-    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+        pattern = await package_pattern(ctx, args.target)
+    run = await run_toolchain(ctx, command("build", *flags, pattern))
+    built = binary if run.exit_code == 0 else ""
+    return reported(ctx, run, LanguageOutput(**ran(ctx, run, compiled_binary_path=built)))
 
 
-TEST = _go_tool(
+class TestArgs(Arguments):
+    package: PackagePattern = None
+    coverage: Annotated[bool, Field(description="Measure statement coverage")] = False
+    run_pattern: Annotated[str, Field(max_length=RUN_PATTERN_MAX)] = ""
+
+
+@toolchain_tool(
     "go.test",
     "Run Go tests with optional coverage and run-pattern filter.",
-    300,
-    2048,
-    properties={
-        "package": _TARGET,
-        "coverage": {"type": "boolean", "description": "Measure statement coverage"},
-        "run_pattern": {"type": "string", "maxLength": RUN_PATTERN_MAX},
-    },
-    outputs={"failed_tests": {"type": "array"}, "failed_count": {"type": "integer"}},
+    timeout=300,
+    output_kb=2048,
     examples=[{"package": "./...", "coverage": True, "run_pattern": "TestAdd"}],
 )
-
-
-async def _test_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    pattern = await package_pattern(ctx, args.get("package"))
-    run_pattern = checked_run_pattern(args.get("run_pattern"))
+async def test(ctx: ToolContext, args: TestArgs) -> ToolResult[LanguageTestOutput]:
+    pattern = await package_pattern(ctx, args.package)
+    run_pattern = checked_run_pattern(args.run_pattern)
     flags = [f"-run={run_pattern}"] if run_pattern else []
     coverage: float | None = None
-    if args.get("coverage"):
-        run, coverage = await _coverage_run(ctx, pattern, flags, 2048)
+    if args.coverage:
+        run, coverage = await _coverage_run(ctx, pattern, flags)
     else:
-        run = await run_toolchain(ctx, command("test", *flags, pattern), output_kb=2048)
-    failures = projects.failed_tests(run.output, MAX_FAILED_TESTS)
-    output = language_result(
-        run,
-        ctx.workspace,
-        coverage_percent=coverage,
-        extra={"failed_tests": failures, "failed_count": len(failures)},
-    )
-    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+        run = await run_toolchain(ctx, command("test", *flags, pattern))
+    output = LanguageTestOutput(**ran(ctx, run, coverage_percent=coverage), **failures(run))
+    return reported(ctx, run, output)
 
 
-TOOLS: list[Tool] = [
-    Tool(MOD_TIDY, _mod_tidy),
-    Tool(GENERATE, _generate),
-    Tool(BUILD, _build_tool),
-    Tool(TEST, _test_tool),
-]
+TOOLS: list[Tool] = [mod_tidy, generate, build, test]

@@ -10,11 +10,14 @@ it; `device_nodes` are the `/dev/nvidia*` nodes a sandboxed command actually see
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from serve_app.domain.capability import Idempotency, RiskLevel, Scope, SideEffects
 from serve_app.domain.errors import ErrorCode
-from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult, define
+from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult
+from serve_app.tools.declare import Arguments, Output, tool
 
 NVIDIA_SMI_QUERY = [
     "nvidia-smi",
@@ -24,43 +27,45 @@ NVIDIA_SMI_QUERY = [
 # A constant command: the names in the sandbox's /dev (never a user value).
 LIST_DEV = ["ls", "-1", "/dev"]
 LIST_DEV_ENV = {"PATH": "/usr/bin:/bin"}
-OUTPUT_LIMIT = 64 * 1024
 REASON_MAX_CHARS = 300
 
-INFO = define(
-    name="gpu.info",
-    description="Report the GPUs visible to the executor replica that runs the call "
-    "(CUDA_VISIBLE_DEVICES and the devices nvidia-smi lists).",
-    scope=Scope.WORKSPACE,
-    risk=RiskLevel.LOW,
-    approval=False,
-    side_effects=SideEffects.NONE,
-    idempotency=Idempotency.GUARANTEED,
-    timeout=15,
-    output_kb=64,
-    properties={},
-    outputs={
-        "cuda_visible_devices": {
-            "type": ["string", "null"],
-            "description": "The replica's CUDA_VISIBLE_DEVICES: null when unset (all devices), "
+
+class InfoArgs(Arguments):
+    """gpu.info takes no arguments."""
+
+
+class Device(Output):
+    index: int
+    name: str
+    memory_total: str
+    uuid: str
+    visible: bool
+
+
+class InfoOutput(Output):
+    cuda_visible_devices: Annotated[
+        str | None,
+        Field(
+            description="The replica's CUDA_VISIBLE_DEVICES: null when unset (all devices), "
             '"" when the replica holds no GPU',
-        },
-        "devices": {
-            "type": "array",
-            "description": "index, name, memory_total, uuid and visible (usable under the "
-            "replica's CUDA_VISIBLE_DEVICES) of each device nvidia-smi lists",
-        },
-        "device_nodes": {
-            "type": "array",
-            "items": {"type": "string"},
-            "description": "The /dev/nvidia* nodes a command in the workspace sandbox sees",
-        },
-        "reason": {
-            "type": "string",
-            "description": "Why the device list is empty (only then present)",
-        },
-    },
-)
+            # The catalog keeps the null: it means "unset", not "absent".
+            json_schema_extra={"type": ["string", "null"]},
+        ),
+    ]
+    devices: Annotated[
+        list[Device],
+        Field(
+            description="index, name, memory_total, uuid and visible (usable under the "
+            "replica's CUDA_VISIBLE_DEVICES) of each device nvidia-smi lists"
+        ),
+    ]
+    device_nodes: Annotated[
+        list[str],
+        Field(description="The /dev/nvidia* nodes a command in the workspace sandbox sees"),
+    ]
+    reason: Annotated[
+        str | None, Field(description="Why the device list is empty (only then present)")
+    ] = None
 
 
 def _visible(device: dict[str, Any], pinned: str | None) -> bool:
@@ -104,21 +109,29 @@ def _first_line(text: str) -> str:
 
 
 async def _device_nodes(ctx: ToolContext) -> list[str]:
-    listed = await ctx.run(
-        LIST_DEV, timeout=ctx.remaining(), output_limit=OUTPUT_LIMIT, env=LIST_DEV_ENV
-    )
+    listed = await ctx.run(LIST_DEV, env=LIST_DEV_ENV)
     if listed.timed_out or listed.exit_code != 0:
         return []
     return parse_device_nodes(listed.output)
 
 
-async def _info(ctx: ToolContext, _args: dict[str, Any]) -> ToolResult:
+@tool(
+    name="gpu.info",
+    description="Report the GPUs visible to the executor replica that runs the call "
+    "(CUDA_VISIBLE_DEVICES and the devices nvidia-smi lists).",
+    scope=Scope.WORKSPACE,
+    risk=RiskLevel.LOW,
+    approval=False,
+    side_effects=SideEffects.NONE,
+    idempotency=Idempotency.GUARANTEED,
+    timeout=15,
+    output_kb=64,
+    examples=[{}],
+)
+async def info(ctx: ToolContext, args: InfoArgs) -> ToolResult[InfoOutput]:  # noqa: ARG001
     pinned = ctx.runtime.visible_devices
-    result, nodes = await asyncio.gather(
-        ctx.run(NVIDIA_SMI_QUERY, timeout=ctx.remaining(), output_limit=OUTPUT_LIMIT),
-        _device_nodes(ctx),
-    )
-    output: dict[str, Any] = {"cuda_visible_devices": pinned, "devices": [], "device_nodes": nodes}
+    result, nodes = await asyncio.gather(ctx.run(NVIDIA_SMI_QUERY), _device_nodes(ctx))
+    output = InfoOutput(cuda_visible_devices=pinned, devices=[], device_nodes=nodes)
     if result.timed_out:
         raise ToolFailed(
             ErrorCode.TIMEOUT,
@@ -128,19 +141,19 @@ async def _info(ctx: ToolContext, _args: dict[str, Any]) -> ToolResult:
             logs=result.logs,
         )
     if result.exit_code == -1:
-        output["reason"] = f"nvidia-smi is not available here ({_first_line(result.output)})"
+        output.reason = f"nvidia-smi is not available here ({_first_line(result.output)})"
     elif result.exit_code != 0:
-        output["reason"] = (
+        output.reason = (
             f"nvidia-smi exited {result.exit_code}: {_first_line(result.output) or 'no output'}"
         )
     else:
-        devices = parse_devices(result.output)
-        for device in devices:
-            device["visible"] = _visible(device, pinned)
-        output["devices"] = devices
-        if not devices:
-            output["reason"] = "nvidia-smi listed no devices"
+        output.devices = [
+            Device(**device, visible=_visible(device, pinned))
+            for device in parse_devices(result.output)
+        ]
+        if not output.devices:
+            output.reason = "nvidia-smi listed no devices"
     return ToolResult(output=output, logs=result.logs)
 
 
-TOOLS: list[Tool] = [Tool(INFO, _info)]
+TOOLS: list[Tool] = [info]

@@ -10,16 +10,19 @@ tests, compile errors and lint findings are results, reported in `exit_code`, `d
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Annotated, Literal, TypedDict, TypeVar
+
+from pydantic import Field
 
 from serve_app.domain.capability import (
     ArgField,
-    Capability,
     Idempotency,
+    PathField,
     RiskLevel,
     Scope,
     SideEffects,
@@ -27,8 +30,9 @@ from serve_app.domain.capability import (
 from serve_app.domain.errors import ErrorCode, invalid_argument, policy_denied
 from serve_app.domain.models import LogLine
 from serve_app.domain.paths import WorkspacePath
-from serve_app.tools import projects
-from serve_app.tools.base import ToolContext, ToolFailed, define
+from serve_app.tools import projects, toolchain_output
+from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult
+from serve_app.tools.declare import Arguments, Metadata, Output, build, tool
 
 OUTCOME_RULE = (
     "A build, test, lint, install or package command that ran to completion is a succeeded "
@@ -93,6 +97,16 @@ _POLICY_TEST_PREFIX = [
 ]
 # The build list is the test list plus `-trimpath` and `-tags=`.
 _POLICY_BUILD_PREFIX = ["-v", "-q", "-race", "-trimpath", "-tags=", *_POLICY_TEST_PREFIX[3:]]
+
+
+# The `extra_args` argument of the repo.* tools that take toolchain flags.
+ExtraArgs = Annotated[
+    list[Annotated[str, Field(max_length=EXTRA_ARGS_MAX_LENGTH)]],
+    Field(
+        max_length=EXTRA_ARGS_MAX_ITEMS,
+        description="Extra toolchain flags from the project type's allowlist",
+    ),
+]
 
 
 def extra_args_policy(mode: str) -> ArgField:
@@ -242,40 +256,45 @@ class Completed:
     logs: list[LogLine]
 
 
+class CommandOutput(Output):
+    """What a toolchain command that could not run or ran out of time reported: the output of
+    the failed invocation."""
+
+    command: list[str]
+    exit_code: int
+    output: str
+
+
 def _cannot_start(exit_code: int, output: str) -> bool:
     return exit_code == -1 and output.startswith("cannot start ")
 
 
 async def run_toolchain(
-    ctx: ToolContext, command: Command, *, output_kb: int, stdin: bytes | None = None
+    ctx: ToolContext, command: Command, *, output_kb: int | None = None, stdin: bytes | None = None
 ) -> Completed:
-    """Run one toolchain command in the workspace; raise only when it could not run or timed out
-    (see the module docstring for the outcome rule)."""
+    """Run one toolchain command in the workspace, keeping `output_kb` KiB of its output (by
+    default the context's `command_output_limit`); raise only when it could not run or timed
+    out (see the module docstring for the outcome rule)."""
     result = await ctx.run(
         command.argv,
-        cwd=ctx.workspace,
-        timeout=ctx.remaining(),
         stdin=stdin,
-        output_limit=output_kb * KIB,
+        output_limit=None if output_kb is None else output_kb * KIB,
         env=dict(command.env) or None,
     )
-    partial = {"command": command.argv, "exit_code": result.exit_code, "output": result.output}
     if result.timed_out:
-        partial["exit_code"] = 124
         raise ToolFailed(
             ErrorCode.TIMEOUT,
             f"{command.argv[0]} timed out",
             exit_code=124,
-            output=partial,
+            output=CommandOutput(command=command.argv, exit_code=124, output=result.output),
             logs=result.logs,
         )
     if _cannot_start(result.exit_code, result.output):
-        partial["exit_code"] = 127
         raise ToolFailed(
             ErrorCode.EXECUTION_FAILED,
             f"{command.toolchain} toolchain not installed ({result.output})",
             exit_code=127,
-            output=partial,
+            output=CommandOutput(command=command.argv, exit_code=127, output=result.output),
             logs=result.logs,
         )
     return Completed(
@@ -285,26 +304,6 @@ async def run_toolchain(
         truncated=result.truncated,
         logs=result.logs,
     )
-
-
-def language_result(
-    run: Completed,
-    root: PurePosixPath,
-    *,
-    compiled_binary_path: str = "",
-    coverage_percent: float | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The output of a language tool (go.*, rust.*, node.*, python.*, c.*)."""
-    return {
-        "exit_code": run.exit_code,
-        "compiled_binary_path": compiled_binary_path,
-        "coverage_percent": coverage_percent,
-        "diagnostics": projects.diagnostics(run.output, MAX_DIAGNOSTICS, root),
-        "command": run.command,
-        "output": run.output,
-        **(extra or {}),
-    }
 
 
 def combined(first: Completed, second: Completed, *, report_first: bool = False) -> Completed:
@@ -319,18 +318,150 @@ def combined(first: Completed, second: Completed, *, report_first: bool = False)
     )
 
 
+# results ----------------------------------------------------------------------------------------
+
+
+class FailedTest(Output):
+    name: str
+    kind: str
+    line: str
+
+
+class LanguageOutput(Output):
+    """The output every toolchain tool of the contract declares (go.*, rust.*, node.*, python.*,
+    c.*)."""
+
+    exit_code: int
+    compiled_binary_path: str
+    coverage_percent: float | None
+    diagnostics: list[str]
+    command: list[str]
+    output: str
+
+
+class LanguageTestOutput(LanguageOutput):
+    """A test tool's output: the failing tests the runner reported besides the run.
+    `failed_count` counts every failure found (at most 200), also those `failed_tests` leaves
+    out to stay within the output limit."""
+
+    failed_tests: list[FailedTest]
+    failed_count: int
+
+
+class Ran(TypedDict):
+    """The `LanguageOutput` fields of a run, for `LanguageOutput(**ran(...))` and its kin."""
+
+    exit_code: int
+    compiled_binary_path: str
+    coverage_percent: float | None
+    diagnostics: list[str]
+    command: list[str]
+    output: str
+
+
+class Failures(TypedDict):
+    failed_tests: list[FailedTest]
+    failed_count: int
+
+
+def ran(
+    ctx: ToolContext,
+    run: Completed,
+    *,
+    compiled_binary_path: str = "",
+    coverage_percent: float | None = None,
+    diagnostics: list[str] | None = None,
+) -> Ran:
+    """A run's exit code, command and output, and the diagnostics found in it (or `diagnostics`
+    found otherwise)."""
+    found = toolchain_output.diagnostics(run.output, MAX_DIAGNOSTICS, ctx.workspace)
+    return Ran(
+        exit_code=run.exit_code,
+        compiled_binary_path=compiled_binary_path,
+        coverage_percent=coverage_percent,
+        diagnostics=found if diagnostics is None else diagnostics,
+        command=run.command,
+        output=run.output,
+    )
+
+
+def failures(run: Completed) -> Failures:
+    """The failing tests a run reported."""
+    found = [
+        FailedTest(**test) for test in toolchain_output.failed_tests(run.output, MAX_FAILED_TESTS)
+    ]
+    return Failures(failed_tests=found, failed_count=len(found))
+
+
+TRUNCATION_NOTE = "\n[output truncated]\n"
+L = TypeVar("L", bound=LanguageOutput)
+T = TypeVar("T", str, FailedTest)
+
+
+def encoded_size(value: object) -> int:
+    """The size of `value` as compact JSON, as the executor measures an output."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def _leading(items: list[T], budget: int) -> list[T]:
+    """The first `items` whose JSON encoding together stays within `budget` bytes."""
+    used = 0
+    for index, item in enumerate(items):
+        used += encoded_size(item.dump() if isinstance(item, Output) else item) + 1
+        if used > budget:
+            return items[:index]
+    return items
+
+
+def head_within(text: str, budget: int) -> str:
+    """`text`, or its longest head with `TRUNCATION_NOTE` appended whose JSON encoding stays
+    within `budget` bytes ("" when not even the note fits)."""
+    if encoded_size(text) <= budget:
+        return text
+    fits, too_long = 0, len(text)
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        if encoded_size(text[:middle] + TRUNCATION_NOTE) <= budget:
+            fits = middle
+        else:
+            too_long = middle
+    head = text[:fits] + TRUNCATION_NOTE
+    return head if encoded_size(head) <= budget else ""
+
+
+def fitted(output: L, limit: int) -> L:
+    """`output` within `limit` bytes of JSON (the executor fails a larger output): diagnostics and
+    failed tests keep at most an eighth of it each, the command's output what is left."""
+    share = limit // 8
+    output.diagnostics = _leading(output.diagnostics, share)
+    if isinstance(output, LanguageTestOutput):
+        output.failed_tests = _leading(output.failed_tests, share)
+    if encoded_size(output.dump()) > limit:
+        text, output.output = output.output, ""
+        output.output = head_within(text, limit - encoded_size(output.dump()))
+    return output
+
+
+def reported(ctx: ToolContext, run: Completed, output: L) -> ToolResult[L]:
+    """A toolchain tool's result: `output` fitted to the tool's output limit, the run's logs and
+    exit code."""
+    fitted(output, ctx.output_limit)
+    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+
+
 # what a project type provides to repo.* -----------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Job:
-    """One repo.* action on a detected project: the target, checked extra args and output cap."""
+    """One repo.* action on a detected project: the target, checked extra args and how much of
+    a command's output to keep (None: the context's `command_output_limit`)."""
 
     ctx: ToolContext
     project: projects.Project
     target: str
     extra_args: list[str]
-    output_kb: int
+    output_kb: int | None = None
 
     @property
     def root(self) -> PurePosixPath:
@@ -370,30 +501,28 @@ class ProjectCommands:
     package: Callable[[Job], Awaitable[Packaged]]
 
 
-# The output fields every toolchain tool of the contract declares.
-LANGUAGE_OUTPUTS: dict[str, Any] = {
-    "exit_code": {"type": "integer"},
-    "compiled_binary_path": {"type": "string"},
-    "coverage_percent": {"type": "number"},
-    "diagnostics": {"type": "array", "items": {"type": "string"}},
-    "command": {"type": "array", "items": {"type": "string"}},
-    "output": {"type": "string"},
-}
+# declaring a toolchain tool ---------------------------------------------------------------------
+
+A = TypeVar("A", bound=Arguments)
+Out = TypeVar("Out", bound=Output)
 
 
-def language_tool(
+def _metadata(
     name: str,
     description: str,
     *,
-    outputs: dict[str, Any] | None = None,
-    risk: RiskLevel = RiskLevel.MEDIUM,
-    side_effects: SideEffects = SideEffects.REVERSIBLE,
-    idempotency: Idempotency = Idempotency.BEST_EFFORT,
-    **fields: Any,
-) -> Capability:
-    """A toolchain tool's capability: repo scope, no approval, the outcome rule in its
+    timeout: int,
+    output_kb: int,
+    risk: RiskLevel,
+    side_effects: SideEffects,
+    idempotency: Idempotency,
+    network: bool,
+    path_fields: Sequence[PathField],
+    examples: Sequence[Mapping[str, object]],
+) -> Metadata:
+    """A toolchain tool's metadata: repo scope, no approval, the outcome rule in its
     description (the contract's metadata otherwise)."""
-    return define(
+    return Metadata(
         name=name,
         description=f"{description} {OUTCOME_NOTE}",
         scope=Scope.REPO,
@@ -401,6 +530,76 @@ def language_tool(
         approval=False,
         side_effects=side_effects,
         idempotency=idempotency,
-        outputs=LANGUAGE_OUTPUTS | (outputs or {}),
-        **fields,
+        timeout=timeout,
+        output_kb=output_kb,
+        network=network,
+        path_fields=path_fields,
+        examples=[dict(example) for example in examples],
+    )
+
+
+def toolchain_tool(
+    name: str,
+    description: str,
+    *,
+    timeout: int,
+    output_kb: int,
+    risk: RiskLevel = RiskLevel.MEDIUM,
+    side_effects: SideEffects = SideEffects.REVERSIBLE,
+    idempotency: Idempotency = Idempotency.BEST_EFFORT,
+    network: bool = False,
+    path_fields: Sequence[PathField] = (),
+    examples: Sequence[Mapping[str, object]] = (),
+) -> Callable[[Callable[[ToolContext, A], Awaitable[ToolResult[Out]]]], Tool]:
+    """Declare a toolchain tool (`declare.tool` with the conventions of `_metadata`)."""
+    return tool(
+        **_metadata(
+            name,
+            description,
+            timeout=timeout,
+            output_kb=output_kb,
+            risk=risk,
+            side_effects=side_effects,
+            idempotency=idempotency,
+            network=network,
+            path_fields=path_fields,
+            examples=examples,
+        )
+    )
+
+
+def language_tool(
+    handler: Callable[[ToolContext, A], Awaitable[ToolResult[Out]]],
+    *,
+    arguments: type[A],
+    output: type[Out],
+    name: str,
+    description: str,
+    timeout: int,
+    output_kb: int,
+    risk: RiskLevel = RiskLevel.MEDIUM,
+    side_effects: SideEffects = SideEffects.REVERSIBLE,
+    idempotency: Idempotency = Idempotency.BEST_EFFORT,
+    network: bool = False,
+    path_fields: Sequence[PathField] = (),
+    examples: Sequence[Mapping[str, object]] = (),
+) -> Tool:
+    """A toolchain tool made by a factory (`declare.build` with the conventions of
+    `_metadata`)."""
+    return build(
+        handler,
+        arguments=arguments,
+        output=output,
+        **_metadata(
+            name,
+            description,
+            timeout=timeout,
+            output_kb=output_kb,
+            risk=risk,
+            side_effects=side_effects,
+            idempotency=idempotency,
+            network=network,
+            path_fields=path_fields,
+            examples=examples,
+        ),
     )

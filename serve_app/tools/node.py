@@ -6,31 +6,35 @@ reach the registry unless it installs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
-from serve_app.domain.capability import (
-    Capability,
-    PathField,
-)
+from pydantic import Field
+
+from serve_app.domain.capability import PathField
 from serve_app.domain.errors import invalid_argument
 from serve_app.tools import projects
 from serve_app.tools.base import Tool, ToolContext, ToolResult
+from serve_app.tools.declare import Arguments
 from serve_app.tools.languages import (
     DIST_DIR,
-    MAX_FAILED_TESTS,
     Command,
     Completed,
     Coverage,
     FlagRules,
     Job,
+    LanguageOutput,
+    LanguageTestOutput,
     Packaged,
     ProjectCommands,
-    language_result,
+    failures,
     language_tool,
     output_dir,
+    ran,
     relative_arg,
+    reported,
     run_toolchain,
     target_path,
+    toolchain_tool,
 )
 
 ENV = {
@@ -125,74 +129,82 @@ COMMANDS = ProjectCommands(
 
 # node.* tools -----------------------------------------------------------------------------------
 
-_TARGET = {"type": "string", "description": "Workspace path handed to the script after --"}
+OUTPUT_KB = 2048
 
 
-def _node_tool(name: str, description: str, timeout: int, **fields: Any) -> Capability:
-    return language_tool(
-        name,
-        description,
-        timeout=timeout,
-        output_kb=2048,
-        outputs=fields.pop("outputs", None),
-        **fields,
-    )
+class InstallArgs(Arguments):
+    use_ci: Annotated[bool, Field(description="npm ci (default true) or npm install")] = True
+    ignore_scripts: Annotated[bool, Field(description="--ignore-scripts (default true)")] = True
 
 
-INSTALL = _node_tool(
+@toolchain_tool(
     "node.install",
     "Install Node dependencies using npm ci/install.",
-    300,
+    timeout=300,
+    output_kb=OUTPUT_KB,
     network=True,
-    properties={
-        "use_ci": {"type": "boolean", "description": "npm ci (default true) or npm install"},
-        "ignore_scripts": {"type": "boolean", "description": "--ignore-scripts (default true)"},
-    },
     examples=[{"use_ci": True, "ignore_scripts": True}],
 )
-
-
-async def _install(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    argv = ["ci"] if args.get("use_ci", True) else ["install"]
-    if args.get("ignore_scripts", True):
+async def install(ctx: ToolContext, args: InstallArgs) -> ToolResult[LanguageOutput]:
+    argv = ["ci"] if args.use_ci else ["install"]
+    if args.ignore_scripts:
         argv.append("--ignore-scripts")
-    run = await run_toolchain(ctx, npm(*argv), output_kb=2048)
-    output = language_result(run, ctx.workspace)
-    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+    run = await run_toolchain(ctx, npm(*argv))
+    return reported(ctx, run, LanguageOutput(**ran(ctx, run)))
+
+
+class ScriptArgs(Arguments):
+    target: Annotated[
+        str | None, Field(description="Workspace path handed to the script after --")
+    ] = None
+
+
+async def _run_script(ctx: ToolContext, script: str, args: ScriptArgs) -> Completed:
+    target = await script_args(ctx, args.target)
+    return await run_toolchain(ctx, npm("run", script, "--if-present", *target))
 
 
 def _script_tool(script: str, name: str, description: str, timeout: int) -> Tool:
-    outputs = (
-        {"failed_tests": {"type": "array"}, "failed_count": {"type": "integer"}}
-        if script == "test"
-        else {}
-    )
-    capability = _node_tool(
-        name,
-        f"{description} Runs `npm run {script} --if-present [-- target]`.",
-        timeout,
-        properties={"target": _TARGET},
-        outputs=outputs,
-        path_fields=[PathField(field="target")],
+    """`npm run <script>`; the test script's output names the failing tests too."""
+    description = f"{description} Runs `npm run {script} --if-present [-- target]`."
+    path_fields = [PathField(field="target")]
+    if script == "test":
+
+        async def run_tests(ctx: ToolContext, args: ScriptArgs) -> ToolResult[LanguageTestOutput]:
+            run = await _run_script(ctx, script, args)
+            return reported(ctx, run, LanguageTestOutput(**ran(ctx, run), **failures(run)))
+
+        return language_tool(
+            run_tests,
+            arguments=ScriptArgs,
+            output=LanguageTestOutput,
+            name=name,
+            description=description,
+            timeout=timeout,
+            output_kb=OUTPUT_KB,
+            path_fields=path_fields,
+            examples=[{}],
+        )
+
+    async def run_script(ctx: ToolContext, args: ScriptArgs) -> ToolResult[LanguageOutput]:
+        run = await _run_script(ctx, script, args)
+        return reported(ctx, run, LanguageOutput(**ran(ctx, run)))
+
+    return language_tool(
+        run_script,
+        arguments=ScriptArgs,
+        output=LanguageOutput,
+        name=name,
+        description=description,
+        timeout=timeout,
+        output_kb=OUTPUT_KB,
+        path_fields=path_fields,
         examples=[{}],
     )
 
-    async def handler(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-        target = await script_args(ctx, args.get("target"))
-        command = npm("run", script, "--if-present", *target)
-        run = await run_toolchain(ctx, command, output_kb=2048)
-        extra: dict[str, Any] = {}
-        if script == "test":
-            failures = projects.failed_tests(run.output, MAX_FAILED_TESTS)
-            extra = {"failed_tests": failures, "failed_count": len(failures)}
-        output = language_result(run, ctx.workspace, extra=extra)
-        return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
-
-    return Tool(capability, handler)
-
 
 TOOLS: list[Tool] = [
-    Tool(INSTALL, _install),
+    install,
     _script_tool("build", "node.build", "Run Node/TypeScript build script with npm.", 300),
     _script_tool("test", "node.test", "Run Node test script with npm.", 300),
     _script_tool("lint", "node.lint", "Run Node lint script with npm.", 240),

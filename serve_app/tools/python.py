@@ -9,36 +9,37 @@ own interpreter. pytest runs as `<python> -m pytest`, so the workspace root is i
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated
 
-from serve_app.domain.capability import (
-    Capability,
-    Idempotency,
-    PathField,
-    RiskLevel,
-    SideEffects,
-)
+from pydantic import Field
+
+from serve_app.domain.capability import Idempotency, PathField, RiskLevel, SideEffects
 from serve_app.domain.errors import ErrorCode, invalid_argument
 from serve_app.domain.paths import within_allowed
-from serve_app.tools import projects
+from serve_app.tools import projects, toolchain_output
 from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult
+from serve_app.tools.declare import Arguments, bounded
 from serve_app.tools.languages import (
     DIST_DIR,
-    MAX_FAILED_TESTS,
     Command,
+    CommandOutput,
     Completed,
     Coverage,
     FlagRules,
     Job,
+    LanguageOutput,
+    LanguageTestOutput,
     Packaged,
     ProjectCommands,
     combined,
-    language_result,
-    language_tool,
+    failures,
     output_dir,
+    ran,
     relative_arg,
+    reported,
     run_toolchain,
     target_path,
+    toolchain_tool,
 )
 
 VENV_DIR = ".venv"
@@ -89,7 +90,7 @@ def ensure_pytest(run: Completed) -> Completed:
             f"pytest is not installed for {run.command[0]} (add it to the requirements and run "
             "python.install_deps)",
             exit_code=127,
-            output={"command": run.command, "exit_code": 127, "output": run.output},
+            output=CommandOutput(command=run.command, exit_code=127, output=run.output),
             logs=run.logs,
         )
     return run
@@ -100,7 +101,9 @@ async def _target_arg(ctx: ToolContext, value: str | None) -> str:
     return relative_arg(path) if path is not None else "."
 
 
-async def compile_check(ctx: ToolContext, target: str | None, output_kb: int) -> Completed:
+async def compile_check(
+    ctx: ToolContext, target: str | None, output_kb: int | None = None
+) -> Completed:
     """`compileall` with byte-code written to a private directory: the workspace is unchanged."""
     target_arg = await _target_arg(ctx, target)
     async with ctx.runtime.temp_dir("pycache-") as cache:
@@ -173,7 +176,7 @@ async def _coverage(job: Job) -> Coverage:
         return Coverage(await _test(job), supported=False)
     command = await _pytest(job.ctx, "-q", "--cov=.", "--cov-report=term", *await _test_target(job))
     run = ensure_pytest(await job.run(command))
-    return Coverage(run, supported=True, percent=projects.pytest_coverage(run.output))
+    return Coverage(run, supported=True, percent=toolchain_output.pytest_coverage(run.output))
 
 
 async def _package(job: Job) -> Packaged:
@@ -210,30 +213,15 @@ COMMANDS = ProjectCommands(
 # python.* tools ---------------------------------------------------------------------------------
 
 
-def _python_tool(name: str, description: str, **fields: Any) -> Capability:
-    return language_tool(name, description, outputs=fields.pop("outputs", None), **fields)
+class InstallDepsArgs(Arguments):
+    use_venv: Annotated[bool, Field(description="Must be true (default)")] = True
+    requirements_file: Annotated[str | None, Field(description="Default requirements.txt")] = None
+    constraints_file: str | None = None
 
 
-INSTALL_DEPS = _python_tool(
-    "python.install_deps",
-    f"Install Python dependencies in an isolated venv ({VENV_DIR} in the workspace, created with "
-    "python3 -m venv; then pip install -r requirements_file [-c constraints_file]). Without a "
-    "requirements file nothing is installed.",
-    risk=RiskLevel.MEDIUM,
-    side_effects=SideEffects.REVERSIBLE,
-    idempotency=Idempotency.BEST_EFFORT,
-    timeout=300,
-    output_kb=2048,
-    network=True,
-    properties={
-        "use_venv": {"type": "boolean", "description": "Must be true (default)"},
-        "requirements_file": {"type": "string", "description": "Default requirements.txt"},
-        "constraints_file": {"type": "string"},
-    },
-    outputs={"venv_path": {"type": "string"}, "requirements_file": {"type": "string"}},
-    path_fields=[PathField(field="requirements_file"), PathField(field="constraints_file")],
-    examples=[{"requirements_file": "requirements.txt"}],
-)
+class InstallDepsOutput(LanguageOutput):
+    venv_path: str
+    requirements_file: str | None = None  # absent when creating the venv failed
 
 
 async def _existing_file(ctx: ToolContext, value: str, name: str) -> str:
@@ -244,29 +232,42 @@ async def _existing_file(ctx: ToolContext, value: str, name: str) -> str:
     return relative_arg(path)
 
 
-async def _install_deps(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    if not args.get("use_venv", True):
+@toolchain_tool(
+    "python.install_deps",
+    f"Install Python dependencies in an isolated venv ({VENV_DIR} in the workspace, created with "
+    "python3 -m venv; then pip install -r requirements_file [-c constraints_file]). Without a "
+    "requirements file nothing is installed.",
+    risk=RiskLevel.MEDIUM,
+    side_effects=SideEffects.REVERSIBLE,
+    idempotency=Idempotency.BEST_EFFORT,
+    timeout=300,
+    output_kb=2048,
+    network=True,
+    path_fields=[PathField(field="requirements_file"), PathField(field="constraints_file")],
+    examples=[{"requirements_file": "requirements.txt"}],
+)
+async def install_deps(ctx: ToolContext, args: InstallDepsArgs) -> ToolResult[InstallDepsOutput]:
+    if not args.use_venv:
         raise invalid_argument("python.install_deps requires use_venv=true")
-    root = ctx.workspace
-    requested = args.get("requirements_file") or ""
+    requested = args.requirements_file or ""
     if not requested and await projects.root_file(ctx.runtime, "requirements.txt") is not None:
         requested = "requirements.txt"
-    constraints = args.get("constraints_file") or ""
+    constraints = args.constraints_file or ""
     requirements = await _existing_file(ctx, requested, "requirements_file") if requested else ""
     pinned = await _existing_file(ctx, constraints, "constraints_file") if constraints else ""
     if not requirements:
         note = "no requirements file found; nothing installed"
-        output = {
-            "exit_code": 0,
-            "compiled_binary_path": "",
-            "coverage_percent": None,
-            "diagnostics": [note],
-            "command": [],
-            "output": note,
-            "venv_path": "",
-            "requirements_file": "",
-        }
-        return ToolResult(output=output)
+        nothing = InstallDepsOutput(
+            exit_code=0,
+            compiled_binary_path="",
+            coverage_percent=None,
+            diagnostics=[note],
+            command=[],
+            output=note,
+            venv_path="",
+            requirements_file="",
+        )
+        return ToolResult(output=nothing)
     await ctx.path(VENV_DIR)
     created: Completed | None = None
     if await venv_python(ctx) is None:
@@ -274,19 +275,23 @@ async def _install_deps(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
             ctx, Command(["python3", "-m", "venv", VENV_DIR], "python", ENV), output_kb=256
         )
         if created.exit_code != 0:
-            output = language_result(created, root, extra={"venv_path": VENV_DIR})
-            return ToolResult(output=output, logs=created.logs, exit_code=created.exit_code)
+            failed = InstallDepsOutput(**ran(ctx, created), venv_path=VENV_DIR)
+            return reported(ctx, created, failed)
     pip = ["-m", "pip", "install", "-r", requirements] + (["-c", pinned] if pinned else [])
-    run = await run_toolchain(ctx, await python_command(ctx, *pip), output_kb=2048)
+    run = await run_toolchain(ctx, await python_command(ctx, *pip))
     if created is not None:
         run = combined(created, run)
-    output = language_result(
-        run, root, extra={"venv_path": VENV_DIR, "requirements_file": requirements}
+    installed = InstallDepsOutput(
+        **ran(ctx, run), venv_path=VENV_DIR, requirements_file=requirements
     )
-    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+    return reported(ctx, run, installed)
 
 
-VALIDATE = _python_tool(
+class ValidateArgs(Arguments):
+    target: Annotated[str | None, Field(description="File or directory (default .)")] = None
+
+
+@toolchain_tool(
     "python.validate",
     "Validate Python syntax/bytecode compilation (byte-code goes to a scratch directory, not "
     "the workspace).",
@@ -295,19 +300,21 @@ VALIDATE = _python_tool(
     idempotency=Idempotency.GUARANTEED,
     timeout=180,
     output_kb=1024,
-    properties={"target": {"type": "string", "description": "File or directory (default .)"}},
     path_fields=[PathField(field="target")],
     examples=[{"target": "."}],
 )
+async def validate(ctx: ToolContext, args: ValidateArgs) -> ToolResult[LanguageOutput]:
+    run = await compile_check(ctx, args.target)
+    return reported(ctx, run, LanguageOutput(**ran(ctx, run)))
 
 
-async def _validate_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    run = await compile_check(ctx, args.get("target"), 1024)
-    output = language_result(run, ctx.workspace)
-    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+class TestArgs(Arguments):
+    target: Annotated[str | None, Field(description="Test file or directory")] = None
+    run_pattern: Annotated[str, Field(max_length=RUN_PATTERN_MAX)] = ""
+    max_fail: Annotated[int, bounded(1, 20)] = 1
 
 
-TEST = _python_tool(
+@toolchain_tool(
     "python.test",
     "Run Python tests with constrained pytest options (`-q --maxfail max_fail [target] "
     "[-k run_pattern]`, max_fail default 1).",
@@ -316,37 +323,21 @@ TEST = _python_tool(
     idempotency=Idempotency.BEST_EFFORT,
     timeout=300,
     output_kb=2048,
-    properties={
-        "target": {"type": "string", "description": "Test file or directory"},
-        "run_pattern": {"type": "string", "maxLength": RUN_PATTERN_MAX},
-        "max_fail": {"type": "integer", "minimum": 1, "maximum": 20},
-    },
-    outputs={"failed_tests": {"type": "array"}, "failed_count": {"type": "integer"}},
     path_fields=[PathField(field="target")],
     examples=[{"target": "tests", "run_pattern": "add", "max_fail": 5}],
 )
-
-
-async def _test_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    pattern = (args.get("run_pattern") or "").strip()
+async def test(ctx: ToolContext, args: TestArgs) -> ToolResult[LanguageTestOutput]:
+    pattern = args.run_pattern.strip()
     if any(c in pattern for c in "\x00\n\r"):
         raise invalid_argument("run_pattern must be a single line")
-    argv = ["-q", f"--maxfail={args.get('max_fail', 1)}"]
-    path = await target_path(ctx, args.get("target"))
+    argv = ["-q", f"--maxfail={args.max_fail}"]
+    path = await target_path(ctx, args.target)
     if path is not None:
         argv.append(relative_arg(path))
     if pattern:
         argv += ["-k", pattern]
-    run = ensure_pytest(await run_toolchain(ctx, await _pytest(ctx, *argv), output_kb=2048))
-    failures = projects.failed_tests(run.output, MAX_FAILED_TESTS)
-    output = language_result(
-        run, ctx.workspace, extra={"failed_tests": failures, "failed_count": len(failures)}
-    )
-    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+    run = ensure_pytest(await run_toolchain(ctx, await _pytest(ctx, *argv)))
+    return reported(ctx, run, LanguageTestOutput(**ran(ctx, run), **failures(run)))
 
 
-TOOLS: list[Tool] = [
-    Tool(INSTALL_DEPS, _install_deps),
-    Tool(VALIDATE, _validate_tool),
-    Tool(TEST, _test_tool),
-]
+TOOLS: list[Tool] = [install_deps, validate, test]

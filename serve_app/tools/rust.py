@@ -9,29 +9,32 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Annotated
 
-from serve_app.domain.capability import (
-    Capability,
-    RiskLevel,
-)
+from pydantic import Field
+
+from serve_app.domain.capability import RiskLevel
 from serve_app.domain.errors import invalid_argument
-from serve_app.tools import projects
+from serve_app.tools import projects, toolchain_output
 from serve_app.tools.base import Tool, ToolContext, ToolResult
+from serve_app.tools.declare import Arguments
 from serve_app.tools.languages import (
     MAX_DIAGNOSTICS,
-    MAX_FAILED_TESTS,
     Command,
     Completed,
     Coverage,
     FlagRules,
     Job,
+    LanguageOutput,
+    LanguageTestOutput,
     Packaged,
     ProjectCommands,
     checked_target,
-    language_result,
-    language_tool,
+    failures,
+    ran,
+    reported,
     run_toolchain,
+    toolchain_tool,
 )
 
 _DENIED = ("-Z", "--config", "--manifest-path", "--target-dir", "--artifact-dir", "-C")
@@ -121,7 +124,7 @@ def format_diagnostics(output: str, root: PurePosixPath) -> list[str]:
     found: dict[str, None] = {}
     for line in output.splitlines():
         if match := _FMT_DIFF.match(line.strip()):
-            path = projects.display_path(match["path"], root)
+            path = toolchain_output.display_path(match["path"], root)
             found.setdefault(f"{path}:{match['line']}: warning: not rustfmt-formatted")
     return list(found)[:MAX_DIAGNOSTICS]
 
@@ -170,116 +173,78 @@ COMMANDS = ProjectCommands(
 
 # rust.* tools -----------------------------------------------------------------------------------
 
-_TARGET = {"type": "string", "description": "Cargo package to select (--package)"}
+
+class PackageArgs(Arguments):
+    target: Annotated[str | None, Field(description="Cargo package to select (--package)")] = None
 
 
-def _rust_tool(
-    name: str, description: str, timeout: int, output_kb: int, risk: RiskLevel, **fields: Any
-) -> Capability:
-    return language_tool(
-        name,
-        description,
-        risk=risk,
-        timeout=timeout,
-        output_kb=output_kb,
-        outputs=fields.pop("outputs", None),
-        **fields,
-    )
+class BuildArgs(PackageArgs):
+    release: bool = False
 
 
-BUILD = _rust_tool(
+@toolchain_tool(
     "rust.build",
     "Compile Rust project/package with cargo build.",
-    300,
-    2048,
-    RiskLevel.MEDIUM,
+    timeout=300,
+    output_kb=2048,
     network=True,
-    properties={"target": _TARGET, "release": {"type": "boolean"}},
     examples=[{"release": True}],
 )
+async def build(ctx: ToolContext, args: BuildArgs) -> ToolResult[LanguageOutput]:
+    argv = ["build", *package_args(args.target)] + (["--release"] if args.release else [])
+    run = await run_toolchain(ctx, command(*argv))
+    binary = await _binary_path(ctx, "release" if args.release else "debug")
+    built = binary if run.exit_code == 0 else ""
+    return reported(ctx, run, LanguageOutput(**ran(ctx, run, compiled_binary_path=built)))
 
 
-async def _build_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    release = bool(args.get("release"))
-    argv = ["build", *package_args(args.get("target"))] + (["--release"] if release else [])
-    run = await run_toolchain(ctx, command(*argv), output_kb=2048)
-    binary = await _binary_path(ctx, "release" if release else "debug")
-    output = language_result(
-        run, ctx.workspace, compiled_binary_path=binary if run.exit_code == 0 else ""
-    )
-    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
-
-
-TEST = _rust_tool(
+@toolchain_tool(
     "rust.test",
     "Run Rust tests using cargo test.",
-    300,
-    2048,
-    RiskLevel.MEDIUM,
-    properties={"target": _TARGET},
-    outputs={"failed_tests": {"type": "array"}, "failed_count": {"type": "integer"}},
+    timeout=300,
+    output_kb=2048,
     examples=[{}],
 )
+async def test(ctx: ToolContext, args: PackageArgs) -> ToolResult[LanguageTestOutput]:
+    run = await run_toolchain(ctx, command("test", *package_args(args.target)))
+    return reported(ctx, run, LanguageTestOutput(**ran(ctx, run), **failures(run)))
 
 
-async def _test_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    run = await run_toolchain(
-        ctx, command("test", *package_args(args.get("target"))), output_kb=2048
-    )
-    failures = projects.failed_tests(run.output, MAX_FAILED_TESTS)
-    output = language_result(
-        run,
-        ctx.workspace,
-        extra={"failed_tests": failures, "failed_count": len(failures)},
-    )
-    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+class ClippyArgs(Arguments):
+    deny_warnings: Annotated[bool, Field(description="-D warnings (default true)")] = True
 
 
-CLIPPY = _rust_tool(
+@toolchain_tool(
     "rust.clippy",
     "Run clippy lints for Rust project.",
-    300,
-    2048,
-    RiskLevel.MEDIUM,
-    properties={"deny_warnings": {"type": "boolean", "description": "-D warnings (default true)"}},
+    timeout=300,
+    output_kb=2048,
     examples=[{"deny_warnings": True}],
 )
-
-
-async def _clippy_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
+async def clippy(ctx: ToolContext, args: ClippyArgs) -> ToolResult[LanguageOutput]:
     argv = ["clippy", "--all-targets", "--all-features"]
-    if args.get("deny_warnings", True):
+    if args.deny_warnings:
         argv += ["--", "-D", "warnings"]
-    run = await run_toolchain(ctx, command(*argv), output_kb=2048)
-    output = language_result(run, ctx.workspace)
-    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
+    run = await run_toolchain(ctx, command(*argv))
+    return reported(ctx, run, LanguageOutput(**ran(ctx, run)))
 
 
-FORMAT = _rust_tool(
+class FormatArgs(Arguments):
+    check: Annotated[bool, Field(description="Report only (default true)")] = True
+
+
+@toolchain_tool(
     "rust.format",
     "Run rustfmt in check or write mode.",
-    180,
-    1024,
-    RiskLevel.LOW,
-    properties={"check": {"type": "boolean", "description": "Report only (default true)"}},
+    timeout=180,
+    output_kb=1024,
+    risk=RiskLevel.LOW,
     examples=[{"check": True}],
 )
+async def format_code(ctx: ToolContext, args: FormatArgs) -> ToolResult[LanguageOutput]:
+    run = await run_toolchain(ctx, command("fmt", *(["--", "--check"] if args.check else [])))
+    unformatted = format_diagnostics(run.output, ctx.workspace)
+    return reported(ctx, run, LanguageOutput(**ran(ctx, run, diagnostics=unformatted or None)))
 
 
-async def _format_tool(ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
-    check = args.get("check", True)
-    run = await run_toolchain(
-        ctx, command("fmt", *(["--", "--check"] if check else [])), output_kb=1024
-    )
-    root = ctx.workspace
-    output = language_result(run, root)
-    output["diagnostics"] = format_diagnostics(run.output, root) or output["diagnostics"]
-    return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
-
-
-TOOLS: list[Tool] = [
-    Tool(BUILD, _build_tool),
-    Tool(TEST, _test_tool),
-    Tool(CLIPPY, _clippy_tool),
-    Tool(FORMAT, _format_tool),
-]
+TOOLS: list[Tool] = [build, test, clippy, format_code]

@@ -8,8 +8,9 @@ import asyncio
 from datetime import timedelta
 
 from serve_app.config import Settings
+from serve_app.domain.invoking import InvokeCommand
 from serve_app.domain.models import Invocation, InvocationStatus, Principal, utcnow
-from serve_app.domain.service import CreateSession, InvokeCommand
+from serve_app.domain.sessions import CreateSession
 from serve_app.wiring import build_executor, build_session_service, build_stores, sweep_once
 from tests.support.replicas import replica
 

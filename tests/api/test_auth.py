@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import ValidationError
 from starlette.requests import Request
 
 from serve_app.api.auth import Authenticator
-from serve_app.config import Settings
+from serve_app.config import InvalidSettings, Settings
 from serve_app.domain.errors import ServiceError
 from tests.support.replicas import replica
 
@@ -221,13 +220,13 @@ def test_payload_mode_keeps_the_original_open_behaviour(client: TestClient) -> N
 
 def test_start_up_refuses_incomplete_auth_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WORKSPACE_AUTH_SHARED_TOKEN", raising=False)
-    with pytest.raises(ValidationError, match="requires WORKSPACE_AUTH_SHARED_TOKEN"):
+    with pytest.raises(InvalidSettings, match="requires WORKSPACE_AUTH_SHARED_TOKEN"):
         Settings(auth_mode="trusted_headers")
-    with pytest.raises(ValidationError, match="auth_mode"):
+    with pytest.raises(InvalidSettings, match="WORKSPACE_AUTH_MODE: must be"):
         Settings(auth_mode="mtls")  # type: ignore[arg-type]
     monkeypatch.setenv("WORKSPACE_AUTH_SHARED_TOKEN", TOKEN)
     monkeypatch.setenv("WORKSPACE_AUTH_TENANT_HEADER", "")
-    with pytest.raises(ValidationError, match="HEADER names must be non-empty") as raised:
+    with pytest.raises(InvalidSettings, match="WORKSPACE_AUTH_TENANT_HEADER: must be") as raised:
         Settings(auth_mode="trusted_headers")
     assert TOKEN not in str(raised.value)
     monkeypatch.setenv("WORKSPACE_AUTH_TENANT_HEADER", "X-Tenant")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from serve_app.domain.service import InvokeCommand, SessionService
+from serve_app.domain.invoking import InvokeCommand
+from serve_app.domain.service import SessionService
 from tests.conftest import invoke, open_session, principal
 
 
@@ -230,7 +231,7 @@ def test_correlation_is_keyed_per_session_and_tool(client: TestClient) -> None:
 def test_concurrent_replays_run_the_tool_once(service: SessionService) -> None:
     async def scenario() -> set[str]:
         from serve_app.domain.models import Principal
-        from serve_app.domain.service import CreateSession
+        from serve_app.domain.sessions import CreateSession
 
         session = await service.create_session(
             CreateSession(principal=Principal(tenant_id="t", actor_id="a"))
@@ -247,7 +248,7 @@ def test_concurrent_replays_run_the_tool_once(service: SessionService) -> None:
 def test_slow_tools_do_not_block_fast_ones(service: SessionService) -> None:
     async def scenario() -> tuple[int, int]:
         from serve_app.domain.models import Principal
-        from serve_app.domain.service import CreateSession
+        from serve_app.domain.sessions import CreateSession
 
         session = await service.create_session(
             CreateSession(principal=Principal(tenant_id="t", actor_id="a"))

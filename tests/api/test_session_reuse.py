@@ -16,7 +16,7 @@ from serve_app.api.app import create_app
 from serve_app.config import Settings
 from serve_app.domain.errors import ErrorCode, ServiceError
 from serve_app.domain.models import Principal, Session
-from serve_app.domain.service import CreateSession
+from serve_app.domain.sessions import CreateSession
 from serve_app.wiring import build_executor, build_session_service
 from tests.conftest import invoke, principal, valkey_settings_for
 

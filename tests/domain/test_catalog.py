@@ -22,7 +22,7 @@ def renamed(capability: Capability, name: str, aliases: list[str] | None = None)
 
 
 def with_output_schema(schema: dict[str, Any]) -> Capability:
-    return fs.STAT.model_copy(update={"output_schema": schema})
+    return fs.stat.capability.model_copy(update={"output_schema": schema})
 
 
 def invalid(catalog: Catalog, capability: Capability, args: Any) -> str:
@@ -44,10 +44,10 @@ def internal(capability: Capability, output: Any) -> str:
 
 def test_get_by_name_and_alias() -> None:
     catalog = full_catalog()
-    assert catalog.get("fs.read_file") is fs.READ_FILE
-    assert catalog.get("fs.read") is fs.READ_FILE
-    assert catalog.get("fs.write") is fs.WRITE_FILE
-    assert catalog.get("fs.write_file") is fs.WRITE_FILE
+    assert catalog.get("fs.read_file") is fs.read_file.capability
+    assert catalog.get("fs.read") is fs.read_file.capability
+    assert catalog.get("fs.write") is fs.write_file.capability
+    assert catalog.get("fs.write_file") is fs.write_file.capability
     assert catalog.get("fs.nope") is None
     assert catalog.get("") is None
 
@@ -62,29 +62,29 @@ def test_all_is_sorted_by_name_and_excludes_aliases() -> None:
 
 
 def test_all_sorts_regardless_of_input_order() -> None:
-    catalog = Catalog([fs.STAT, fs.COPY, fs.LIST])
+    catalog = Catalog([fs.stat.capability, fs.copy.capability, fs.list_files.capability])
     assert [c.name for c in catalog.all()] == ["fs.copy", "fs.list", "fs.stat"]
 
 
 def test_duplicate_name_raises() -> None:
     with pytest.raises(ValueError, match="duplicate"):
-        Catalog([fs.READ_FILE, fs.LIST, fs.READ_FILE])
+        Catalog([fs.read_file.capability, fs.list_files.capability, fs.read_file.capability])
 
 
 def test_alias_colliding_with_a_name_raises() -> None:
     with pytest.raises(ValueError, match=r"fs\.list"):
-        Catalog([fs.LIST, renamed(fs.STAT, "x.stat", ["fs.list"])])
+        Catalog([fs.list_files.capability, renamed(fs.stat.capability, "x.stat", ["fs.list"])])
     with pytest.raises(ValueError, match=r"fs\.read"):
-        Catalog([fs.READ_FILE, renamed(fs.STAT, "fs.read")])
+        Catalog([fs.read_file.capability, renamed(fs.stat.capability, "fs.read")])
 
 
 def test_alias_colliding_with_another_alias_raises() -> None:
     with pytest.raises(ValueError, match=r"fs\.read"):
-        Catalog([fs.READ_FILE, renamed(fs.STAT, "x.stat", ["fs.read"])])
+        Catalog([fs.read_file.capability, renamed(fs.stat.capability, "x.stat", ["fs.read"])])
 
 
 def test_invalid_input_schema_is_rejected() -> None:
-    broken = fs.STAT.model_copy(update={"input_schema": {"type": "no-such-type"}})
+    broken = fs.stat.capability.model_copy(update={"input_schema": {"type": "no-such-type"}})
     with pytest.raises(SchemaError, match="no-such-type"):
         Catalog([broken])
 
@@ -95,36 +95,40 @@ def test_invalid_input_schema_is_rejected() -> None:
 def test_validate_args_accepts_valid_args_and_returns_them() -> None:
     catalog = full_catalog()
     args = {"path": "a.txt", "max_bytes": 10}
-    assert catalog.validate_args(fs.READ_FILE, args) == args
-    assert catalog.validate_args(fs.LIST, {}) == {}
+    assert catalog.validate_args(fs.read_file.capability, args) == args
+    assert catalog.validate_args(fs.list_files.capability, {}) == {}
 
 
 def test_validate_args_none_counts_as_empty_object() -> None:
     catalog = full_catalog()
-    assert catalog.validate_args(fs.LIST, None) == {}
-    message = invalid(catalog, fs.READ_FILE, None)
+    assert catalog.validate_args(fs.list_files.capability, None) == {}
+    message = invalid(catalog, fs.read_file.capability, None)
     assert "'path' is a required property" in message
     assert message.startswith("invalid fs.read_file args:")
 
 
 def test_validate_args_names_the_field() -> None:
     catalog = full_catalog()
-    assert "path" in invalid(catalog, fs.READ_FILE, {})
-    message = invalid(catalog, fs.READ_FILE, {"path": 5})
+    assert "path" in invalid(catalog, fs.read_file.capability, {})
+    message = invalid(catalog, fs.read_file.capability, {"path": 5})
     assert message.startswith("invalid fs.read_file args: path:")
-    assert "max_bytes" in invalid(catalog, fs.READ_FILE, {"path": "a", "max_bytes": 0})
-    assert "max_bytes" in invalid(catalog, fs.READ_FILE, {"path": "a", "max_bytes": 2 << 20})
-    assert "max_entries" in invalid(catalog, fs.LIST, {"max_entries": 1001})
-    assert "encoding" in invalid(
-        catalog, fs.WRITE_FILE, {"path": "a", "content": "", "encoding": "hex"}
+    assert "max_bytes" in invalid(catalog, fs.read_file.capability, {"path": "a", "max_bytes": 0})
+    assert "max_bytes" in invalid(
+        catalog, fs.read_file.capability, {"path": "a", "max_bytes": 2 << 20}
     )
-    assert "mode" in invalid(catalog, fs.MKDIR, {"path": "d", "mode": "999"})
-    assert "strategy" in invalid(catalog, fs.PATCH, {"unified_diff": "x", "strategy": "force"})
+    assert "max_entries" in invalid(catalog, fs.list_files.capability, {"max_entries": 1001})
+    assert "encoding" in invalid(
+        catalog, fs.write_file.capability, {"path": "a", "content": "", "encoding": "hex"}
+    )
+    assert "mode" in invalid(catalog, fs.mkdir.capability, {"path": "d", "mode": "999"})
+    assert "strategy" in invalid(
+        catalog, fs.patch.capability, {"unified_diff": "x", "strategy": "force"}
+    )
 
 
 @pytest.mark.parametrize("args", [[], "path", 3])
 def test_validate_args_rejects_non_objects(args: Any) -> None:
-    message = invalid(full_catalog(), fs.LIST, args)
+    message = invalid(full_catalog(), fs.list_files.capability, args)
     assert "args:" in message
 
 
@@ -206,5 +210,9 @@ def test_check_output_without_schema_accepts_anything() -> None:
 
 
 def test_real_tool_schemas_accept_real_shapes() -> None:
-    check_output(fs.LIST, {"entries": [{"path": "a"}], "count": 1, "truncated": False})
-    assert "count" in internal(fs.LIST, {"entries": [], "count": "1", "truncated": False})
+    check_output(
+        fs.list_files.capability, {"entries": [{"path": "a"}], "count": 1, "truncated": False}
+    )
+    assert "count" in internal(
+        fs.list_files.capability, {"entries": [], "count": "1", "truncated": False}
+    )

@@ -69,7 +69,7 @@ def make_capability(
 
 
 def with_policy(**fields: list[NamedField]) -> Capability:
-    return fs.READ_FILE.model_copy(update={"policy": PolicyMetadata(**fields)})
+    return fs.read_file.capability.model_copy(update={"policy": PolicyMetadata(**fields)})
 
 
 def assert_denied(decision: Any, reason: str, code: ErrorCode = ErrorCode.POLICY_DENIED) -> None:
@@ -84,7 +84,7 @@ def assert_denied(decision: Any, reason: str, code: ErrorCode = ErrorCode.POLICY
 @pytest.mark.parametrize("roles", [[], ["developer"], ["viewer", "anything"]])
 def test_workspace_and_repo_scope_allowed_for_any_role(roles: list[str]) -> None:
     session = make_session(roles=roles)
-    assert evaluate(fs.READ_FILE, session, {"path": "a.txt"}, approved=False).allowed
+    assert evaluate(fs.read_file.capability, session, {"path": "a.txt"}, approved=False).allowed
     assert evaluate(make_capability(scope=Scope.REPO), session, None, approved=False).allowed
 
 
@@ -114,32 +114,42 @@ def test_privileged_role_substring_does_not_count() -> None:
 
 def test_high_risk_requires_platform_admin() -> None:
     for roles in ([], ["developer"], ["devops"]):
-        decision = evaluate(fs.DELETE, make_session(roles), {"path": "x"}, approved=True)
+        decision = evaluate(fs.delete.capability, make_session(roles), {"path": "x"}, approved=True)
         assert_denied(decision, "high risk capability requires platform_admin role")
-    admin = evaluate(fs.DELETE, make_session([" Platform_Admin "]), {"path": "x"}, approved=True)
+    admin = evaluate(
+        fs.delete.capability, make_session([" Platform_Admin "]), {"path": "x"}, approved=True
+    )
     assert admin.allowed
 
 
 def test_high_risk_is_checked_before_approval() -> None:
-    decision = evaluate(fs.DELETE, make_session(["developer"]), {"path": "x"}, approved=False)
+    decision = evaluate(
+        fs.delete.capability, make_session(["developer"]), {"path": "x"}, approved=False
+    )
     assert decision.code is ErrorCode.POLICY_DENIED
 
 
 def test_approval_required_when_not_approved() -> None:
-    decision = evaluate(fs.WRITE_FILE, make_session(), {"path": "a", "content": "b"}, False)
+    decision = evaluate(
+        fs.write_file.capability, make_session(), {"path": "a", "content": "b"}, False
+    )
     assert_denied(decision, "tool requires explicit approval", ErrorCode.APPROVAL_REQUIRED)
-    decision = evaluate(fs.DELETE, make_session(["platform_admin"]), {"path": "x"}, False)
+    decision = evaluate(
+        fs.delete.capability, make_session(["platform_admin"]), {"path": "x"}, False
+    )
     assert decision.code is ErrorCode.APPROVAL_REQUIRED
 
 
 def test_approved_invocation_passes() -> None:
-    decision = evaluate(fs.WRITE_FILE, make_session(), {"path": "a", "content": "b"}, True)
+    decision = evaluate(
+        fs.write_file.capability, make_session(), {"path": "a", "content": "b"}, True
+    )
     assert decision.allowed
 
 
 def test_listing_style_evaluation_passes_for_approval_tools() -> None:
     session = make_session(allowed_paths=["sandbox"])
-    for capability in (fs.WRITE_FILE, fs.PATCH, fs.READ_FILE):
+    for capability in (fs.write_file.capability, fs.patch.capability, fs.read_file.capability):
         assert evaluate(capability, session, {}, approved=True).allowed
 
 
@@ -148,14 +158,14 @@ def test_listing_style_evaluation_passes_for_approval_tools() -> None:
 
 @pytest.mark.parametrize("args", [[], ["path"], "path", 5])
 def test_non_dict_args_denied(args: Any) -> None:
-    decision = evaluate(fs.READ_FILE, make_session(), args, approved=False)
+    decision = evaluate(fs.read_file.capability, make_session(), args, approved=False)
     assert_denied(decision, "invalid args payload")
 
 
 def test_empty_or_null_args_skip_field_checks() -> None:
     session = make_session(allowed_paths=["sandbox"])
-    assert evaluate(fs.READ_FILE, session, None, approved=False).allowed
-    assert evaluate(fs.READ_FILE, session, {}, approved=False).allowed
+    assert evaluate(fs.read_file.capability, session, None, approved=False).allowed
+    assert evaluate(fs.read_file.capability, session, {}, approved=False).allowed
 
 
 @pytest.mark.parametrize(
@@ -163,7 +173,7 @@ def test_empty_or_null_args_skip_field_checks() -> None:
 )
 def test_path_field_inside_allowed_paths(path: str) -> None:
     session = make_session(allowed_paths=["sandbox"])
-    assert evaluate(fs.READ_FILE, session, {"path": path}, approved=False).allowed
+    assert evaluate(fs.read_file.capability, session, {"path": path}, approved=False).allowed
 
 
 @pytest.mark.parametrize(
@@ -171,26 +181,26 @@ def test_path_field_inside_allowed_paths(path: str) -> None:
 )
 def test_path_field_outside_allowed_paths(path: str) -> None:
     session = make_session(allowed_paths=["sandbox"])
-    decision = evaluate(fs.READ_FILE, session, {"path": path}, approved=False)
+    decision = evaluate(fs.read_file.capability, session, {"path": path}, approved=False)
     assert_denied(decision, "path outside allowed_paths")
 
 
 def test_path_field_dotdot_denied_even_with_dot_allowlist() -> None:
-    decision = evaluate(fs.READ_FILE, make_session(), {"path": "../x"}, approved=False)
+    decision = evaluate(fs.read_file.capability, make_session(), {"path": "../x"}, approved=False)
     assert_denied(decision, "path outside allowed_paths")
 
 
 def test_every_path_field_is_checked() -> None:
     session = make_session(allowed_paths=["sandbox"])
     ok = {"source_path": "sandbox/a", "destination_path": "sandbox/b"}
-    assert evaluate(fs.MOVE, session, ok, approved=False).allowed
+    assert evaluate(fs.move.capability, session, ok, approved=False).allowed
     bad = {"source_path": "sandbox/a", "destination_path": "elsewhere/b"}
-    assert_denied(evaluate(fs.MOVE, session, bad, False), "path outside allowed_paths")
+    assert_denied(evaluate(fs.move.capability, session, bad, False), "path outside allowed_paths")
 
 
 @pytest.mark.parametrize("value", [5, ["a"], {"p": "x"}, True])
 def test_wrong_type_in_path_field(value: Any) -> None:
-    decision = evaluate(fs.READ_FILE, make_session(), {"path": value}, approved=False)
+    decision = evaluate(fs.read_file.capability, make_session(), {"path": value}, approved=False)
     assert_denied(decision, "invalid path field payload")
 
 

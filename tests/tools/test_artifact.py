@@ -317,6 +317,30 @@ async def test_download_default_limit_is_256_kib(
     assert output["truncated"] is True and output["size_bytes"] == 256 * KIB
 
 
+async def test_download_more_than_fits_is_cut_to_the_output_limit(
+    executor: ExecutionService, session: Session, workspace: Path
+) -> None:
+    """artifact.download's output is at most 2048 KiB: a larger max_bytes is cut (and says so)
+    instead of failing the call."""
+    fits = 2048 * KIB * 3 // 4
+    data = bytes(range(256)) * (12 * KIB)  # 3 MiB
+    (workspace / "big.bin").write_bytes(data)
+    args: dict[str, Any] = {"path": "big.bin", "max_bytes": 10 * MIB}
+    output = (await ok(executor, session, "artifact.download", args)).output
+    kept = base64.b64decode(output["content_base64"])
+    assert output["truncated"] is True and kept == data[: len(kept)]
+    assert len(kept) == fits // 4 * 3 and output["size_bytes"] == len(kept)
+    assert output["sha256"] == sha256(kept)
+    assert "cut to fit the output limit of 2048 KiB" in output["summary"]
+    # Control characters are valid UTF-8 but six bytes each in JSON (\u0000).
+    (workspace / "zeros.txt").write_bytes(b"\0" * (3 * MIB))
+    args = {"path": "zeros.txt", "encoding": "utf8", "max_bytes": 10 * MIB}
+    text = (await ok(executor, session, "artifact.download", args)).output
+    assert text["truncated"] is True and set(text["content"]) == {"\0"}
+    assert len(text["content"]) * 6 <= fits < (len(text["content"]) + 1) * 6 + 2
+    assert text["size_bytes"] == len(text["content"])
+
+
 async def test_download_errors(
     executor: ExecutionService, session: Session, workspace: Path
 ) -> None:

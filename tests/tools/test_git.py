@@ -313,7 +313,7 @@ async def test_exit_codes_map_to_git_error_codes(workspace: Path) -> None:
 
     async def failure(*args: str) -> Any:
         result = await run_command(["git", *args], cwd=workspace, env=env, timeout=10)
-        return git.git_failure(result, args, {})
+        return git.git_failure(result, args)
 
     repo_error = await failure("status")
     assert (repo_error.code, repo_error.exit_code) == (ErrorCode.GIT_REPO_ERROR, 128)
@@ -324,7 +324,16 @@ async def test_exit_codes_map_to_git_error_codes(workspace: Path) -> None:
     (workspace / "README.md").write_text("changed\n")
     changed = await failure("diff", "--quiet")
     assert (changed.code, changed.exit_code) == (ErrorCode.EXECUTION_FAILED, 1)
-    assert changed.output["output"] == ""
+    assert changed.output.dump()["output"] == ""
+
+
+@pytest.mark.usefixtures("repo")
+async def test_unknown_argument_names_are_refused(
+    executor: ExecutionService, session: Session
+) -> None:
+    for tool, args in [("git.status", {"porcelain": True}), ("git.push", {"force": True})]:
+        result = await fails(executor, session, tool, args, ErrorCode.INVALID_ARGUMENT)
+        assert result.error is not None and "Extra inputs are not permitted" in result.error.message
 
 
 # not a repository -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from serve_app.domain.models import Principal, Runtime, Session, utcnow
 from serve_app.execution.executor import ExecutionService
 from serve_app.runtime.sandbox import Sandbox
 from serve_app.tools import build_registry, builtin_tools
-from serve_app.tools.gpu import INFO, parse_device_nodes, parse_devices
+from serve_app.tools.gpu import info, parse_device_nodes, parse_devices
 
 TWO_DEVICES = (
     "0, NVIDIA GeForce RTX 3090, 24576 MiB, GPU-11111111-2222-3333-4444-555555555555\n"
@@ -82,14 +82,15 @@ async def gpu_info(
 
 def test_catalog_entry_is_a_low_risk_workspace_tool() -> None:
     assert "gpu.info" in {tool.name for tool in builtin_tools()}
-    assert INFO.scope is Scope.WORKSPACE
-    assert INFO.risk_level is RiskLevel.LOW
-    assert INFO.requires_approval is False
-    assert INFO.side_effects is SideEffects.NONE
-    assert INFO.idempotency is Idempotency.GUARANTEED
-    assert INFO.constraints.timeout_seconds == 15
-    assert INFO.input_schema["required"] == []
-    assert set(INFO.output_schema["properties"]) == {
+    capability = info.capability
+    assert capability.scope is Scope.WORKSPACE
+    assert capability.risk_level is RiskLevel.LOW
+    assert capability.requires_approval is False
+    assert capability.side_effects is SideEffects.NONE
+    assert capability.idempotency is Idempotency.GUARANTEED
+    assert capability.constraints.timeout_seconds == 15
+    assert capability.input_schema["required"] == []
+    assert set(capability.output_schema["properties"]) == {
         "cuda_visible_devices",
         "devices",
         "device_nodes",

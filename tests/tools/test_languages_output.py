@@ -1,6 +1,7 @@
-"""Parsers of toolchain output (serve_app/tools/projects.py) on text the real tools print, for the
-formats the toolchains on this machine cannot produce in the other tests (tsc, eslint, jest,
-Maven, Gradle, Java, older rustc)."""
+"""Parsers of toolchain output (serve_app/tools/toolchain_output.py, git_status.py and the
+declarations of repo_search.py) on text the real tools print, for the formats the toolchains on
+this machine cannot produce in the other tests (tsc, eslint, jest, Maven, Gradle, Java, older
+rustc)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from serve_app.domain.errors import ServiceError
-from serve_app.tools import go, projects
+from serve_app.tools import git_status, go, repo_search, toolchain_output
+from serve_app.tools.languages import (
+    TRUNCATION_NOTE,
+    Completed,
+    LanguageTestOutput,
+    encoded_size,
+    failures,
+    fitted,
+)
 
 ROOT = Path("/work/ws/repo")
 
@@ -31,7 +40,7 @@ ROOT = Path("/work/ws/repo")
     ],
 )  # fmt: skip
 def test_single_line_diagnostics(line: str, expected: str) -> None:
-    assert projects.diagnostics(line + "\n", 10, ROOT) == [expected]
+    assert toolchain_output.diagnostics(line + "\n", 10, ROOT) == [expected]
 
 
 def test_rustc_and_python_multi_line_diagnostics() -> None:
@@ -43,7 +52,7 @@ def test_rustc_and_python_multi_line_diagnostics() -> None:
         "  --> src/main.rs:4:18\n"
         "error: could not compile `calc` (lib) due to 1 previous error\n"
     )
-    assert projects.diagnostics(rustc, 10) == [
+    assert toolchain_output.diagnostics(rustc, 10) == [
         "src/lib.rs:2:9: warning: unused variable: `x`",
         "src/main.rs:4:18: error: [E0308] mismatched types",
     ]
@@ -53,7 +62,7 @@ def test_rustc_and_python_multi_line_diagnostics() -> None:
         "        ^\n"
         "SyntaxError: '(' was never closed\n"
     )
-    assert projects.diagnostics(python, 10, ROOT) == [
+    assert toolchain_output.diagnostics(python, 10, ROOT) == [
         "pkg/bad.py:4: error: SyntaxError: '(' was never closed"
     ]
 
@@ -65,12 +74,12 @@ def test_lines_that_only_look_like_locations_are_not_diagnostics() -> None:
         "  location: '/x/test/a.test.js:4:1'\n"
         "http://example.com:8080: refused\n"
     )
-    assert projects.diagnostics(noise, 10) == []
+    assert toolchain_output.diagnostics(noise, 10) == []
 
 
 def test_diagnostics_are_deduplicated_and_capped() -> None:
     text = "a.c:1:1: error: x\n" * 3 + "b.c:2:2: error: y\nc.c:3:3: error: z\n"
-    assert projects.diagnostics(text, 2) == ["a.c:1:1: error: x", "b.c:2:2: error: y"]
+    assert toolchain_output.diagnostics(text, 2) == ["a.c:1:1: error: x", "b.c:2:2: error: y"]
 
 
 def test_failed_tests_in_every_runner_format() -> None:
@@ -95,7 +104,7 @@ def test_failed_tests_in_every_runner_format() -> None:
             "--- FAIL: TestCreate (0.00s)",
         ]
     )
-    assert [(f["kind"], f["name"]) for f in projects.failed_tests(output, 100)] == [
+    assert [(f["kind"], f["name"]) for f in toolchain_output.failed_tests(output, 100)] == [
         ("go", "TestCreate"),
         ("go", "TestCreate/empty_name"),
         ("package", "github.com/acme/todo"),
@@ -111,7 +120,7 @@ def test_failed_tests_in_every_runner_format() -> None:
         ("java", "com.acme.TodoTest.create"),
         ("java", "TodoTest > createsTodo()"),
     ]
-    assert len(projects.failed_tests(output, 3)) == 3
+    assert len(toolchain_output.failed_tests(output, 3)) == 3
 
 
 def test_java_exception_go_fatal_error_and_several_traces() -> None:
@@ -131,7 +140,7 @@ def test_java_exception_go_fatal_error_and_several_traces() -> None:
         "\n"
         "thread 'worker' panicked at 'called `Option::unwrap()` on a `None` value', src/w.rs:9:14\n"
     )
-    traces = projects.stacktraces(text, 10, 20)
+    traces = toolchain_output.stacktraces(text, 10, 20)
     assert [(t["type"], t["message"]) for t in traces] == [
         ("java_exception", "java.lang.IllegalStateException: not ready"),
         ("fatal_error", "all goroutines are asleep - deadlock!"),
@@ -144,27 +153,27 @@ def test_java_exception_go_fatal_error_and_several_traces() -> None:
     ]
     assert traces[1]["frames"] == ["main.main() at /app/main.go:5"]
     assert traces[2]["frames"] == ["src/w.rs:9:14"]
-    assert len(projects.stacktraces(text, 1, 20)) == 1
-    assert projects.stacktraces("all good\n", 10, 20) == []
+    assert len(toolchain_output.stacktraces(text, 1, 20)) == 1
+    assert toolchain_output.stacktraces("all good\n", 10, 20) == []
 
 
 def test_coverage_totals() -> None:
     func = "example.com/calc/calc.go:3:\tAdd\t100.0%\ntotal:\t\t\t(statements)\t62.5%\n"
-    assert projects.go_coverage(func) == 62.5
+    assert toolchain_output.go_coverage(func) == 62.5
     per_package = (
         "ok  \ta\t0.1s\tcoverage: 50.0% of statements\n"
         "ok  \tb\t0.1s\tcoverage: 100.0% of statements\n"
     )
-    assert projects.go_coverage("", per_package) == 75.0
-    assert projects.go_coverage("", "no test files") is None
+    assert toolchain_output.go_coverage("", per_package) == 75.0
+    assert toolchain_output.go_coverage("", "no test files") is None
     pytest_cov = "Name  Stmts  Miss  Cover\n---\ncalc.py  4  1  75%\nTOTAL  4  1  75%\n"
-    assert projects.pytest_coverage(pytest_cov) == 75.0
-    assert projects.pytest_coverage("3 passed") is None
+    assert toolchain_output.pytest_coverage(pytest_cov) == 75.0
+    assert toolchain_output.pytest_coverage("3 passed") is None
 
 
 def test_git_status_records() -> None:
     status = " M a.txt\0R  new.txt\0old.txt\0?? dir/u.txt\0D  gone.txt\0"
-    entries = projects.parse_status_z(status)
+    entries = git_status.parse_status_z(status)
     assert [(e["path"], e["status"], e["renamed_from"]) for e in entries] == [
         ("a.txt", "modified", ""),
         ("new.txt", "renamed", "old.txt"),
@@ -173,13 +182,13 @@ def test_git_status_records() -> None:
     ]
     assert entries[0]["unstaged"] and not entries[0]["staged"]
     assert entries[1]["staged"] and not entries[1]["unstaged"]
-    diff = projects.parse_name_status_z("M\0a b.txt\0R090\0x.go\0y.go\0A\0z\0")
+    diff = git_status.parse_name_status_z("M\0a b.txt\0R090\0x.go\0y.go\0A\0z\0")
     assert [(e["path"], e["status"], e["renamed_from"]) for e in diff] == [
         ("a b.txt", "modified", ""),
         ("y.go", "renamed", "x.go"),
         ("z", "added", ""),
     ]
-    mode, quoted = projects.parse_status_text('?? "sp\\303\\251cial.txt"\n')
+    mode, quoted = git_status.parse_status_text('?? "sp\\303\\251cial.txt"\n')
     assert mode == "working_tree" and quoted[0]["path"] == "sp\u00e9cial.txt"
 
 
@@ -202,7 +211,7 @@ def test_git_status_records() -> None:
     ],
 )
 def test_declarations(snippet: str, symbol: str, declaration: bool) -> None:
-    assert projects.is_declaration(snippet, symbol, True) is declaration
+    assert repo_search.is_declaration(snippet, symbol, True) is declaration
 
 
 def test_go_ldflags_and_run_patterns() -> None:
@@ -225,6 +234,36 @@ def test_parsers_stay_linear_on_huge_lines() -> None:
     scanned in one pass."""
     huge = "a" * 1_000_000
     text = f"{huge}\nnot ok 1 - x{' ' * 1_000_000}y\nmain.c:1:1: error: after\n"
-    assert projects.diagnostics(text, 10) == ["main.c:1:1: error: after"]
-    assert projects.failed_tests(text, 10) == []
-    assert projects.stacktraces(text, 10, 10) == []
+    assert toolchain_output.diagnostics(text, 10) == ["main.c:1:1: error: after"]
+    assert toolchain_output.failed_tests(text, 10) == []
+    assert toolchain_output.stacktraces(text, 10, 10) == []
+
+
+def test_language_output_is_fitted_to_the_output_limit() -> None:
+    """Diagnostics, failed tests and the command's text together stay within the tool's limit,
+    however much JSON escaping the text needs (control characters take six bytes each)."""
+    limit = 64 * 1024
+    noise = "\x01" * 200
+    text = "".join(
+        f"m.c:{n}:1: error: {noise}\nFAILED t.py::test_{n} - {noise}\n" for n in range(400)
+    )
+    run = Completed(["cc"], 1, text, False, [])
+    output = LanguageTestOutput(
+        exit_code=1,
+        compiled_binary_path="",
+        coverage_percent=None,
+        diagnostics=toolchain_output.diagnostics(text, 80),
+        command=run.command,
+        output=text,
+        **failures(run),
+    )
+    assert encoded_size(output.dump()) > limit
+    fitted(output, limit)
+    assert encoded_size(output.dump()) <= limit
+    assert 0 < len(output.diagnostics) < 80 and 0 < len(output.failed_tests) < 200
+    assert output.failed_count == 200
+    assert output.output.startswith("m.c:0:1: error: ") and output.output.endswith(TRUNCATION_NOTE)
+    small = LanguageTestOutput(
+        **{**output.dump(), "output": "ok\n", "diagnostics": [], "failed_tests": []}
+    )
+    assert fitted(small, limit).output == "ok\n"

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from serve_app.api.deps import ManagerDep
 from serve_app.api.prometheus import render
 from serve_app.api.responses import JSONLineResponse
-from serve_app.api.schemas import HealthResponse
+from serve_app.api.schemas import ErrorEnvelope, HealthResponse
 
 router = APIRouter(tags=["health"])
 
@@ -22,10 +22,21 @@ async def healthz() -> JSONLineResponse:
     return JSONLineResponse({"status": "ok"})
 
 
-router.add_api_route("/healthz", healthz, methods=OTHER_METHODS, include_in_schema=False)
+# One route per method, so each is documented as an operation of its own (one operation id each).
+for method in OTHER_METHODS:
+    router.add_api_route("/healthz", healthz, methods=[method], response_model=HealthResponse)
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {}}},
+        405: {"model": ErrorEnvelope, "description": "Method not allowed"},
+        500: {"model": ErrorEnvelope, "description": "Internal error"},
+        503: {"model": ErrorEnvelope, "description": "State store unavailable (retry)"},
+    },
+)
 async def metrics(request: Request, manager: ManagerDep) -> Response:
     """Prometheus text for the whole application (every replica's invocations when the state is
     in Valkey), whichever ingress replica answers. Never authenticated."""

@@ -16,14 +16,18 @@ from serve_app.api.schemas import (
     InvokeToolRequest,
     LogsEnvelope,
 )
-from serve_app.domain.service import InvokeCommand
+from serve_app.domain.invoking import InvokeCommand
 
 router = APIRouter(tags=["invocations"])
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
+READ_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorEnvelope, "description": "An empty invocation id"},
     401: {"model": ErrorEnvelope, "description": "trusted_headers: bad or missing credentials"},
     403: {"model": ErrorEnvelope, "description": "Another principal's invocation"},
     404: {"model": ErrorEnvelope, "description": "Invocation not found"},
+    405: {"model": ErrorEnvelope, "description": "Method not allowed"},
+    500: {"model": ErrorEnvelope, "description": "Stored output or logs unreadable, or internal"},
+    503: {"model": ErrorEnvelope, "description": "State store unavailable (retry)"},
 }
 INVOKE_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": InvokeErrorEnvelope, "description": "Invalid body or tool arguments"},
@@ -82,7 +86,7 @@ async def invoke_tool(
 
 
 @router.get(
-    "/v1/invocations/{invocation_id}", response_model=InvocationEnvelope, responses=NOT_FOUND
+    "/v1/invocations/{invocation_id}", response_model=InvocationEnvelope, responses=READ_ERRORS
 )
 async def get_invocation(
     invocation_id: str, manager: ManagerDep, caller: CallerDep
@@ -92,7 +96,7 @@ async def get_invocation(
 
 
 @router.get(
-    "/v1/invocations/{invocation_id}/logs", response_model=LogsEnvelope, responses=NOT_FOUND
+    "/v1/invocations/{invocation_id}/logs", response_model=LogsEnvelope, responses=READ_ERRORS
 )
 async def get_logs(invocation_id: str, manager: ManagerDep, caller: CallerDep) -> JSONLineResponse:
     """The invocation's log lines (`null` when it logged nothing)."""
@@ -103,7 +107,7 @@ async def get_logs(invocation_id: str, manager: ManagerDep, caller: CallerDep) -
 @router.get(
     "/v1/invocations/{invocation_id}/artifacts",
     response_model=ArtifactsEnvelope,
-    responses=NOT_FOUND,
+    responses=READ_ERRORS,
 )
 async def get_artifacts(
     invocation_id: str, manager: ManagerDep, caller: CallerDep

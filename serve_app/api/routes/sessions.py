@@ -17,12 +17,15 @@ from serve_app.api.schemas import (
     ToolsEnvelope,
 )
 from serve_app.domain.models import Principal
-from serve_app.domain.service import CreateSession
+from serve_app.domain.sessions import CreateSession
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorEnvelope, "description": "Invalid request body or argument"},
+    400: {
+        "model": ErrorEnvelope,
+        "description": "Invalid request body or argument, or an empty session id",
+    },
     401: {
         "model": ErrorEnvelope,
         "description": "trusted_headers mode: bad or missing credentials",
@@ -83,7 +86,7 @@ async def create_session(
 @router.get(
     "/{session_id}",
     response_model=SessionEnvelope,
-    responses={k: ERRORS[k] for k in (401, 403, 404, 405)},
+    responses=ERRORS,
 )
 async def get_session(session_id: str, manager: ManagerDep, caller: CallerDep) -> JSONLineResponse:
     """Read a live session, including `expires_at`. Reading never extends its lifetime."""
@@ -93,7 +96,7 @@ async def get_session(session_id: str, manager: ManagerDep, caller: CallerDep) -
 @router.delete(
     "/{session_id}",
     response_model=ClosedEnvelope,
-    responses={k: ERRORS[k] for k in (401, 403, 404, 405, 500)},
+    responses=ERRORS,
 )
 async def close_session(
     session_id: str, manager: ManagerDep, caller: CallerDep
@@ -107,7 +110,7 @@ async def close_session(
 @router.get(
     "/{session_id}/audit",
     response_model=AuditEnvelope,
-    responses={k: ERRORS[k] for k in (400, 401, 403, 404, 405, 500, 503)},
+    responses=ERRORS,
 )
 async def audit_trail(
     session_id: str,
@@ -124,7 +127,7 @@ async def audit_trail(
 @router.get(
     "/{session_id}/tools",
     response_model=ToolsEnvelope,
-    responses={k: ERRORS[k] for k in (401, 403, 404, 405)},
+    responses=ERRORS,
 )
 async def list_tools(session_id: str, manager: ManagerDep, caller: CallerDep) -> JSONLineResponse:
     """Capabilities this session may use, sorted by name (approval-gated tools included)."""

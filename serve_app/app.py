@@ -115,6 +115,10 @@ class ToolExecutorReplica:
     def visible_devices(self) -> str | None:
         return os.environ.get("CUDA_VISIBLE_DEVICES")
 
+    async def __del__(self) -> None:
+        # On a graceful stop: the tools' long-lived clients are closed with the replica.
+        await self._service.aclose()
+
 
 @serve_methods(SessionManagerPort, target="_service", span_prefix="SessionManager")
 class SessionManagerReplica:

@@ -40,6 +40,7 @@ from serve_app.runtime.sandbox import (
     SandboxLimits,
 )
 from serve_app.tools import build_registry
+from serve_app.tools.family import Toolbox
 
 log = logging.getLogger(__name__)
 
@@ -169,15 +170,20 @@ def build_sandbox(settings: Settings, *, check: bool = True) -> Sandbox:
 
 
 def build_executor(settings: Settings, sandbox: Sandbox | None = None) -> ExecutionService:
+    """The executor, with the tools made for this replica (their clients made on first use)."""
+    toolbox = Toolbox(settings=settings)
     return ExecutionService(
-        build_registry(settings.extra_tool_families),
+        build_registry(settings.extra_tool_families, toolbox=toolbox),
         sandbox=sandbox or build_sandbox(settings),
         blocking_threads=settings.executor_threads,
+        clients=toolbox.clients,
     )
 
 
 def build_catalog(settings: Settings) -> Catalog:
-    return Catalog(build_registry(settings.extra_tool_families).capabilities())
+    """The capabilities, read from families made with a toolbox that makes no client."""
+    toolbox = Toolbox.for_catalog(settings)
+    return Catalog(build_registry(settings.extra_tool_families, toolbox=toolbox).capabilities())
 
 
 def build_session_service(

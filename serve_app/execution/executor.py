@@ -7,7 +7,6 @@ can serve any session; it holds no per-session state.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -25,6 +24,8 @@ from serve_app.runtime.sandbox import Sandbox
 from serve_app.tools import ToolRegistry
 from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult
 from serve_app.tools.declare import Output
+from serve_app.tools.family import Clients
+from serve_app.tools.fitting import encoded_size
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,9 +33,15 @@ T = TypeVar("T")
 
 class ExecutionService:
     def __init__(
-        self, registry: ToolRegistry, *, sandbox: Sandbox | None = None, blocking_threads: int = 64
+        self,
+        registry: ToolRegistry,
+        *,
+        sandbox: Sandbox | None = None,
+        blocking_threads: int = 64,
+        clients: Clients | None = None,
     ) -> None:
         self._registry = registry
+        self._clients = clients
         self._sandbox = sandbox if sandbox is not None else Sandbox()
         self._pool = ThreadPoolExecutor(max_workers=blocking_threads, thread_name_prefix="tool")
 
@@ -132,6 +139,12 @@ class ExecutionService:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    async def aclose(self) -> None:
+        """Close the thread pool and the tools' clients."""
+        self.close()
+        if self._clients is not None:
+            await self._clients.close()
+
 
 def reported(output: Any) -> tuple[Any, int]:
     """A handler's output as it is reported (an output model as its JSON object) and the size of
@@ -141,13 +154,6 @@ def reported(output: Any) -> tuple[Any, int]:
         encoded = output.__pydantic_serializer__.to_json(output, exclude_unset=True)
         return pydantic_core.from_json(encoded), len(encoded)
     return output, encoded_size(output)
-
-
-def encoded_size(output: Any) -> int:
-    """The size of `output` as compact JSON."""
-    if output is None:
-        return 0
-    return len(json.dumps(output, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def _failure(

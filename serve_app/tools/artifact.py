@@ -25,6 +25,7 @@ from serve_app.domain.models import LogLine, utcnow
 from serve_app.domain.paths import WorkspacePath
 from serve_app.tools.base import ArtifactPayload, Tool, ToolContext, ToolResult
 from serve_app.tools.declare import Arguments, Output, WorkspacePathArg, bounded, tool
+from serve_app.tools.fitting import head_within
 
 KIB, MIB = 1024, 1024 * 1024
 BYTES_MIN, BYTES_MAX = KIB, 10 * MIB
@@ -166,22 +167,6 @@ def _utf8_prefix(data: bytes, truncated: bool, requested: str) -> tuple[bytes, s
         ) from None
 
 
-def _json_size(text: str) -> int:
-    return len(json.dumps(text, ensure_ascii=False).encode())
-
-
-def _fit_text(text: str, limit: int) -> str:
-    """The longest prefix of `text` whose JSON string stays within `limit` bytes (escapes such as
-    `\\u0000` can make a string's JSON several times its UTF-8 size)."""
-    if _json_size(text) <= limit:
-        return text
-    low, high = 0, len(text)  # a prefix of `low` characters fits, one of `high` does not
-    while high - low > 1:
-        middle = (low + high) // 2
-        low, high = (middle, high) if _json_size(text[:middle]) <= limit else (low, middle)
-    return text[:low]
-
-
 @tool(
     name="artifact.download",
     description="Read artifact-like content from workspace and return encoded payload.",
@@ -208,7 +193,7 @@ async def download(ctx: ToolContext, args: DownloadArgs) -> ToolResult[DownloadO
     if args.encoding == "utf8":
         data, decoded = _utf8_prefix(data, truncated, target.requested)
         if 6 * len(data) + 2 > fits:  # escapes could take it over the limit
-            fitted: str = await ctx.blocking(lambda: _fit_text(decoded, fits))
+            fitted: str = await ctx.blocking(lambda: head_within(decoded, fits, note=""))
             if len(fitted) < len(decoded):
                 decoded, data, truncated, cut = fitted, fitted.encode("utf-8"), True, True
         text = decoded

@@ -14,7 +14,6 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-import re2
 from pydantic import Field
 
 from serve_app.domain.capability import Idempotency, PathField, RiskLevel, Scope, SideEffects
@@ -29,6 +28,7 @@ from serve_app.domain.paths import WorkspacePath, clean
 from serve_app.runtime.interface import DEFAULT_OUTPUT_LIMIT, CommandResult, FileInfo
 from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult
 from serve_app.tools.declare import Arguments, Output, WorkspacePathArg, bounded, tool
+from serve_app.tools.fitting import leading
 from serve_app.tools.git_runner import is_git_path, repository, run_git
 
 READ_DEFAULT_BYTES = 64 * 1024
@@ -618,6 +618,8 @@ class SearchOutput(Output):
     examples=[{"pattern": "func main", "path": "."}],
 )
 async def search(ctx: ToolContext, args: SearchArgs) -> ToolResult[SearchOutput]:
+    import re2  # only where searches run: making the catalog does not load it
+
     try:
         regex = re2.compile(args.pattern)
     except re2.error as exc:
@@ -629,15 +631,9 @@ async def search(ctx: ToolContext, args: SearchArgs) -> ToolResult[SearchOutput]
         max_results=args.max_results,
         max_text_chars=SNIPPET_MAX_CHARS,
     )
-    matches: list[SearchMatch] = []
-    size, truncated = 0, result.truncated
-    for match in result.matches:
-        # Each match costs its snippet plus about 64 bytes of JSON; stop before the limit.
-        size += len(match.path) + len(match.text.encode()) + 64
-        if size > ctx.command_output_limit:
-            truncated = True
-            break
-        matches.append(SearchMatch(path=match.path, line=match.line, snippet=match.text))
+    found = [SearchMatch(path=m.path, line=m.line, snippet=m.text) for m in result.matches]
+    matches = leading(found, ctx.command_output_limit)
+    truncated = result.truncated or len(matches) < len(found)
     return ToolResult(output=SearchOutput(matches=matches, count=len(matches), truncated=truncated))
 
 

@@ -41,6 +41,7 @@ from serve_app.domain.models import LogLine, Session
 from serve_app.runtime.interface import CommandResult
 from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult
 from serve_app.tools.declare import Arguments, Output, WorkspacePathArg, bounded, tool
+from serve_app.tools.fitting import leading
 from serve_app.tools.fs import patch_paths
 from serve_app.tools.git_runner import run_git
 
@@ -85,18 +86,6 @@ class GitFailed(Output):
 
     command: list[str]
     output: str
-
-
-def _fitting(items: Sequence[OutputT], limit: int) -> list[OutputT]:
-    """The first of `items` whose JSON, all together, stays within `limit` bytes."""
-    kept: list[OutputT] = []
-    size = 0
-    for item in items:
-        size += len(item.model_dump_json(exclude_unset=True).encode()) + 1
-        if size > limit:
-            break
-        kept.append(item)
-    return kept
 
 
 # running git --------------------------------------------------------------------------------------
@@ -543,7 +532,7 @@ async def log(ctx: ToolContext, args: LogArgs) -> ToolResult[LogOutput]:
     text = _text(result)
     if result.truncated:
         text = text.rpartition("\0")[0]  # the record cut short, and the truncation note
-    entries = _fitting(parse_log(text), ctx.command_output_limit)
+    entries = leading(parse_log(text), ctx.command_output_limit)
     output = LogOutput(command=_command(command), ref=ref, count=len(entries), entries=entries)
     return _succeeded(result, output)
 
@@ -691,7 +680,7 @@ async def branch_list(ctx: ToolContext, args: BranchListArgs) -> ToolResult[Bran
     lines = _text(result).splitlines()
     if result.truncated:
         lines = lines[:-2]  # the line cut short, and the truncation note
-    branches = _fitting(parse_branches("\n".join(lines)), ctx.command_output_limit)
+    branches = leading(parse_branches("\n".join(lines)), ctx.command_output_limit)
     output = BranchListOutput(command=_command(command), count=len(branches), branches=branches)
     return _succeeded(result, output)
 

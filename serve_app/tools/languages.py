@@ -10,7 +10,6 @@ tests, compile errors and lint findings are results, reported in `exit_code`, `d
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from serve_app.domain.paths import WorkspacePath
 from serve_app.tools import projects, toolchain_output
 from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult
 from serve_app.tools.declare import Arguments, Metadata, Output, build, tool
+from serve_app.tools.fitting import fit_command_result
 
 OUTCOME_RULE = (
     "A build, test, lint, install or package command that ran to completion is a succeeded "
@@ -393,59 +393,13 @@ def failures(run: Completed) -> Failures:
     return Failures(failed_tests=found, failed_count=len(found))
 
 
-TRUNCATION_NOTE = "\n[output truncated]\n"
 L = TypeVar("L", bound=LanguageOutput)
-T = TypeVar("T", str, FailedTest)
-
-
-def encoded_size(value: object) -> int:
-    """The size of `value` as compact JSON, as the executor measures an output."""
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-
-
-def _leading(items: list[T], budget: int) -> list[T]:
-    """The first `items` whose JSON encoding together stays within `budget` bytes."""
-    used = 0
-    for index, item in enumerate(items):
-        used += encoded_size(item.dump() if isinstance(item, Output) else item) + 1
-        if used > budget:
-            return items[:index]
-    return items
-
-
-def head_within(text: str, budget: int) -> str:
-    """`text`, or its longest head with `TRUNCATION_NOTE` appended whose JSON encoding stays
-    within `budget` bytes ("" when not even the note fits)."""
-    if encoded_size(text) <= budget:
-        return text
-    fits, too_long = 0, len(text)
-    while too_long - fits > 1:
-        middle = (fits + too_long) // 2
-        if encoded_size(text[:middle] + TRUNCATION_NOTE) <= budget:
-            fits = middle
-        else:
-            too_long = middle
-    head = text[:fits] + TRUNCATION_NOTE
-    return head if encoded_size(head) <= budget else ""
-
-
-def fitted(output: L, limit: int) -> L:
-    """`output` within `limit` bytes of JSON (the executor fails a larger output): diagnostics and
-    failed tests keep at most an eighth of it each, the command's output what is left."""
-    share = limit // 8
-    output.diagnostics = _leading(output.diagnostics, share)
-    if isinstance(output, LanguageTestOutput):
-        output.failed_tests = _leading(output.failed_tests, share)
-    if encoded_size(output.dump()) > limit:
-        text, output.output = output.output, ""
-        output.output = head_within(text, limit - encoded_size(output.dump()))
-    return output
 
 
 def reported(ctx: ToolContext, run: Completed, output: L) -> ToolResult[L]:
     """A toolchain tool's result: `output` fitted to the tool's output limit, the run's logs and
     exit code."""
-    fitted(output, ctx.output_limit)
+    fit_command_result(output, ctx.output_limit)
     return ToolResult(output=output, logs=run.logs, exit_code=run.exit_code)
 
 

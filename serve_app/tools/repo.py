@@ -27,7 +27,7 @@ from serve_app.domain.errors import ErrorCode
 from serve_app.tools import c, declare, go, java, node, projects, python, rust, toolchain_output
 from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult
 from serve_app.tools.declare import Arguments, Metadata, Output, tool
-from serve_app.tools.fitting import leading
+from serve_app.tools.fitting import fit_command_result
 from serve_app.tools.languages import (
     MAX_DIAGNOSTICS,
     OUTCOME_NOTE,
@@ -38,10 +38,8 @@ from serve_app.tools.languages import (
     ProjectCommands,
     checked_extra_args,
     checked_target,
-    encoded_size,
     extra_args_policy,
     failures,
-    head_within,
 )
 
 NO_PROJECT = (
@@ -192,25 +190,13 @@ def ran(job: Job, run: Completed) -> Ran:
 R = TypeVar("R", bound=CommandRunOutput)
 
 
-def fitted(output: R, limit: int) -> R:
-    """`output` within `limit` bytes of JSON (the executor fails a larger output): diagnostics and
-    failed tests keep at most an eighth of it each, the command's output what is left."""
-    share = limit // 8
-    if isinstance(output, RunOutput):
-        output.diagnostics = leading(output.diagnostics, share)
-    if isinstance(output, TestsOutput):
-        output.failed_tests = leading(output.failed_tests, share)
-    if encoded_size(output.dump()) > limit:
-        text, output.output = output.output, ""
-        output.output = head_within(text, limit - encoded_size(output.dump()))
-    return output
-
-
 def reported(ctx: ToolContext, run: Completed, output: R) -> ToolResult[R]:
     """A repo.* tool's result: `output` fitted to the tool's output limit, the run's logs and
     exit code."""
     return ToolResult(
-        output=fitted(output, ctx.output_limit), logs=run.logs, exit_code=run.exit_code
+        output=fit_command_result(output, ctx.output_limit),
+        logs=run.logs,
+        exit_code=run.exit_code,
     )
 
 

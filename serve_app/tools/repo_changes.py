@@ -22,7 +22,7 @@ from serve_app.domain.models import LogLine
 from serve_app.tools import git_status
 from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult
 from serve_app.tools.declare import Arguments, Output, WorkspacePathArg, bounded, tool
-from serve_app.tools.fitting import leading
+from serve_app.tools.fitting import head_within, leading, room_left
 from serve_app.tools.git_runner import git_command
 from serve_app.tools.languages import (
     DENY_CHARACTERS,
@@ -30,8 +30,6 @@ from serve_app.tools.languages import (
     CommandOutput,
     Completed,
     checked_target,
-    encoded_size,
-    head_within,
     run_toolchain,
 )
 
@@ -40,8 +38,6 @@ FILES_DEFAULT, FILES_MAX = 200, 2000
 # git's output is read whole (up to this much) to sort the changes; what is reported is then
 # fitted to the tool's output limit.
 GIT_OUTPUT_KB = 4096
-# What the count fields and summaries may grow by after the list is fitted.
-SLACK = 256
 
 
 class ChangedFilesArgs(Arguments):
@@ -165,7 +161,7 @@ async def changed_files(ctx: ToolContext, args: ChangedFilesArgs) -> ToolResult[
         summary="",
         output="",
     )
-    reported = leading(found, ctx.output_limit - encoded_size(output.dump()) - SLACK)
+    reported = leading(found, room_left(output, ctx.output_limit))
     # The summary counts every change found; changed_count those reported.
     summary = f"identified {len(entries)} changed files"
     output.changed_files, output.changed_count = reported, len(reported)

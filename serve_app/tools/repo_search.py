@@ -22,8 +22,8 @@ from serve_app.domain.errors import ErrorCode, ServiceError, invalid_argument
 from serve_app.domain.paths import WorkspacePath
 from serve_app.tools.base import Tool, ToolContext, ToolFailed, ToolResult
 from serve_app.tools.declare import Arguments, Output, WorkspacePathArg, bounded, tool
-from serve_app.tools.fitting import leading
-from serve_app.tools.languages import Command, Completed, encoded_size, run_toolchain
+from serve_app.tools.fitting import leading, room_left
+from serve_app.tools.languages import Command, Completed, run_toolchain
 
 SYMBOL_MAX = 160
 SYMBOL_DENY_CHARACTERS = ["\x00", "\n", "\r"]
@@ -32,8 +32,6 @@ RESULTS_DEFAULT, RESULTS_MAX = 200, 2000
 # grep's output is read whole (up to this much) to sort the matches; what is reported is then
 # fitted to the tool's output limit.
 SEARCH_OUTPUT_LIMIT = 8 * 1024 * 1024
-# What the count fields and summaries may grow by after the list is fitted.
-SLACK = 256
 
 Symbol = Annotated[str, Field(min_length=1, max_length=SYMBOL_MAX)]
 SYMBOL_POLICY = ArgField(
@@ -201,7 +199,7 @@ async def symbol_search(ctx: ToolContext, args: SymbolSearchArgs) -> ToolResult[
         summary="",
         output="",
     )
-    matches = leading(found, ctx.output_limit - encoded_size(output.dump()) - SLACK)
+    matches = leading(found, room_left(output, ctx.output_limit))
     summary = f"found {len(matches)} symbol matches"
     output.matches, output.matches_count = matches, len(matches)
     output.truncated = truncated or len(matches) < len(found)
@@ -309,7 +307,7 @@ async def find_references(
         summary="",
         output="",
     )
-    references = leading(found, ctx.output_limit - encoded_size(output.dump()) - SLACK)
+    references = leading(found, room_left(output, ctx.output_limit))
     summary = f"found {len(references)} symbol references ({declarations} declarations)"
     output.references, output.references_count = references, len(references)
     output.truncated = truncated or len(references) < len(found)

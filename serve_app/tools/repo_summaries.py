@@ -14,20 +14,17 @@ from serve_app.domain.models import LogLine
 from serve_app.tools import projects, toolchain_output
 from serve_app.tools.base import Tool, ToolContext, ToolResult
 from serve_app.tools.declare import Arguments, Output, bounded, tool
-from serve_app.tools.fitting import leading, size
+from serve_app.tools.fitting import leading, room_left, size
 from serve_app.tools.languages import (
     Completed,
     ExtraArgs,
     FailedTest,
-    encoded_size,
     extra_args_policy,
 )
 from serve_app.tools.repo import Target, project_job, repo_metadata
 
 EXCERPT_CHARS = 4096
 STACKTRACE_DIAGNOSTICS = 40
-# What the count fields and summaries may grow by after the lists are fitted.
-SLACK = 256
 
 
 @dataclass(frozen=True)
@@ -140,7 +137,7 @@ async def summarize_test_failures(
         summary=summary,
         output=summary,
     )
-    room = ctx.output_limit - encoded_size(output.dump()) - SLACK
+    room = room_left(output, ctx.output_limit)
     output.failed_tests = leading(failures, room // 2)
     output.diagnostics = leading(diagnostics, room - size(output.failed_tests))
     return ToolResult(output=output, logs=found.logs, exit_code=found.exit_code)
@@ -231,7 +228,7 @@ async def summarize_stacktraces(
         summary=summary,
         output=summary,
     )
-    room = ctx.output_limit - encoded_size(output.dump()) - SLACK
+    room = room_left(output, ctx.output_limit)
     output.diagnostics = leading(diagnostics, room // 4)
     output.stacktraces = leading(traces, room - size(output.diagnostics))
     return ToolResult(output=output, logs=found.logs, exit_code=found.exit_code)

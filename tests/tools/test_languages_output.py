@@ -11,14 +11,9 @@ import pytest
 
 from serve_app.domain.errors import ServiceError
 from serve_app.tools import git_status, go, repo_search, toolchain_output
-from serve_app.tools.languages import (
-    TRUNCATION_NOTE,
-    Completed,
-    LanguageTestOutput,
-    encoded_size,
-    failures,
-    fitted,
-)
+from serve_app.tools.fitting import TRUNCATION_NOTE, encoded_size
+from serve_app.tools.fitting import fit_command_result as fitted
+from serve_app.tools.languages import Completed, LanguageTestOutput, failures
 
 ROOT = Path("/work/ws/repo")
 

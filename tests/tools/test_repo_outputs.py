@@ -13,8 +13,8 @@ import pytest
 
 from serve_app.execution.executor import ExecutionService
 from serve_app.tools import ToolRegistry, build_registry, git_status, repo, toolchain_output
-from serve_app.tools.fitting import leading, size
-from serve_app.tools.languages import TRUNCATION_NOTE, FailedTest, encoded_size
+from serve_app.tools.fitting import TRUNCATION_NOTE, encoded_size, fit_command_result, leading, size
+from serve_app.tools.languages import FailedTest
 from serve_app.tools.repo_summaries import Stacktrace
 from tests.support.projects import Workspace, new_workspace, write
 
@@ -75,7 +75,7 @@ def test_run_outputs_are_fitted_to_the_limit() -> None:
     )
     limit = 64 * KIB
     assert compact(output.dump()) > limit
-    repo.fitted(output, limit)
+    fit_command_result(output, limit)
     assert compact(output.dump()) <= limit
     assert output.failed_count == 200 and 0 < len(output.failed_tests) < 200
     assert 0 < len(output.diagnostics) < 80
@@ -83,7 +83,7 @@ def test_run_outputs_are_fitted_to_the_limit() -> None:
     small = repo.RunOutput(
         project_type="go", command=["go"], exit_code=0, diagnostics=[], output="ok"
     )
-    assert repo.fitted(small, limit).output == "ok"
+    assert fit_command_result(small, limit).output == "ok"
 
 
 # parsers ----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ checks the current environment that way and exits non-zero on a bad value.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -18,7 +19,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self, get_origin
 
 from pydantic import (
+    BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -186,6 +189,36 @@ def _reason(name: str, field: FieldInfo, detail: Any) -> str:
     return message
 
 
+class RunnerBundle(BaseModel):
+    """What a runner profile selects: the image, and where the pod runs and with what."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image: str = Field(min_length=1)
+    resources: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """`{"limits": {"nvidia.com/gpu": "1", "memory": "8Gi"}, "requests": {...}}`"""
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def runner_bundles(value: Any) -> Any:
+    """`WORKSPACE_K8S_RUNNER_IMAGE_BUNDLES_JSON`: a JSON object of profile → image or → bundle;
+    profiles lower-cased, blank ones dropped."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"must be a JSON object: {exc.msg}") from None
+    if not isinstance(value, Mapping):
+        raise ValueError("must be a JSON object of profile → image or bundle")
+    bundles: dict[str, Any] = {}
+    for profile, bundle in value.items():
+        key = str(profile).strip().lower()
+        if key:
+            bundles[key] = {"image": bundle} if isinstance(bundle, str) else bundle
+    return bundles
+
+
 class EnvironmentSource(PydanticBaseSettingsSource):
     """Each setting's own variable, exactly as named (no prefixes, no case folding, no JSON):
     surrounding blanks stripped, and an empty value treated as unset (except where empty is a
@@ -225,12 +258,12 @@ class Settings(BaseSettings):
     )
 
     # --- Workspaces and artifacts ---------------------------------------------------------------
-    workspace_backend: Literal["local"] = Field(
+    workspace_backend: Literal["local", "kubernetes"] = Field(
         "local",
         **variable(
             "WORKSPACE_BACKEND",
-            "`local` only: the original's `kubernetes` (a runner pod per session) is refused at "
-            "start-up rather than silently served from local directories",
+            "`local` (workspace directories under `WORKSPACE_ROOT`) or `kubernetes` (a runner "
+            "pod per session, `WORKSPACE_K8S_*`)",
         ),
     )
     workspace_root: Path = Field(
@@ -285,6 +318,133 @@ class Settings(BaseSettings):
     )
     clone_timeout_seconds: int = Field(
         300, ge=1, **variable("WORKSPACE_CLONE_TIMEOUT_SECONDS", "`repo_url` clone limit")
+    )
+
+    # --- Kubernetes backend and k8s.* tools ------------------------------------------------------
+    kubeconfig: str = Field(
+        "",
+        **variable(
+            "KUBECONFIG",
+            "kubeconfig path for the Kubernetes API; unset: `~/.kube/config`, then the pod's "
+            "in-cluster service account",
+        ),
+    )
+    k8s_namespace: str = Field(
+        "swe-ai-fleet",
+        min_length=1,
+        max_length=63,
+        **variable("WORKSPACE_K8S_NAMESPACE", "runner pods, and the k8s.* tools' default"),
+    )
+    k8s_service_account: str = Field(
+        "", **variable("WORKSPACE_K8S_SERVICE_ACCOUNT", "service account of runner pods")
+    )
+    k8s_runner_image: str = Field(
+        "docker.io/library/alpine:3.20",
+        min_length=1,
+        **variable("WORKSPACE_K8S_RUNNER_IMAGE", "runner image when no profile is asked for"),
+    )
+    k8s_runner_image_bundles: dict[str, RunnerBundle] = Field(
+        default_factory=dict,
+        **variable(
+            "WORKSPACE_K8S_RUNNER_IMAGE_BUNDLES_JSON",
+            "JSON object profile → image, or → `{image, resources, node_selector, "
+            "tolerations}` (e.g. a `gpu` profile with `nvidia.com/gpu: 1`); keys lower-cased",
+            doc_default="none",
+        ),
+    )
+    k8s_runner_profile_metadata_key: str = Field(
+        "runner_profile",
+        min_length=1,
+        **variable(
+            "WORKSPACE_K8S_RUNNER_PROFILE_METADATA_KEY", "session metadata key naming the bundle"
+        ),
+    )
+    k8s_init_image: str = Field(
+        "docker.io/alpine/git:2.45.2",
+        min_length=1,
+        **variable("WORKSPACE_K8S_INIT_IMAGE", "image of the init container that clones"),
+    )
+    k8s_workdir: str = Field(
+        "/workspace/repo",
+        pattern=r"^/workspace/[A-Za-z0-9._/-]+$",
+        **variable("WORKSPACE_K8S_WORKDIR", "the repository's directory in the runner pod"),
+    )
+    k8s_container: str = Field(
+        "runner",
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        **variable("WORKSPACE_K8S_CONTAINER", "runner container name"),
+    )
+    k8s_pod_prefix: str = Field(
+        "ws",
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$",
+        **variable("WORKSPACE_K8S_POD_PREFIX", "runner pod name prefix"),
+    )
+    k8s_ready_timeout_seconds: float = Field(
+        120,
+        gt=0,
+        **variable(
+            "WORKSPACE_K8S_READY_TIMEOUT_SECONDS", "how long a runner pod may take to be Ready"
+        ),
+    )
+    k8s_git_auth_secret: str = Field(
+        "", **variable("WORKSPACE_K8S_GIT_AUTH_SECRET", "default git credentials Secret")
+    )
+    k8s_git_auth_metadata_key: str = Field(
+        "git_auth_secret",
+        min_length=1,
+        **variable("WORKSPACE_K8S_GIT_AUTH_METADATA_KEY", "session metadata key naming the Secret"),
+    )
+    k8s_run_as_user: int = Field(
+        1000, ge=1, **variable("WORKSPACE_K8S_RUN_AS_USER", "runner pod uid (never root)")
+    )
+    k8s_run_as_group: int = Field(
+        1000, ge=1, **variable("WORKSPACE_K8S_RUN_AS_GROUP", "runner pod gid")
+    )
+    k8s_fs_group: int = Field(
+        1000, ge=1, **variable("WORKSPACE_K8S_FS_GROUP", "runner pod fsGroup")
+    )
+    k8s_read_only_root_fs: bool = Field(
+        False, **variable("WORKSPACE_K8S_READ_ONLY_ROOT_FS", "runner container read-only root")
+    )
+    k8s_automount_sa_token: bool = Field(
+        False,
+        **variable("WORKSPACE_K8S_AUTOMOUNT_SA_TOKEN", "mount the SA token into runner pods"),
+    )
+    k8s_pod_janitor_enabled: bool = Field(
+        True, **variable("WORKSPACE_K8S_POD_JANITOR_ENABLED", "run the pod janitor")
+    )
+    k8s_pod_janitor_interval_seconds: float = Field(
+        60, gt=0, **variable("WORKSPACE_K8S_POD_JANITOR_INTERVAL_SECONDS", "janitor sweep interval")
+    )
+    k8s_session_pod_terminal_ttl_seconds: float = Field(
+        300,
+        ge=0,
+        **variable(
+            "WORKSPACE_K8S_SESSION_POD_TERMINAL_TTL_SECONDS", "how long an ended runner pod stays"
+        ),
+    )
+    k8s_container_pod_terminal_ttl_seconds: float = Field(
+        300,
+        ge=0,
+        **variable(
+            "WORKSPACE_K8S_CONTAINER_POD_TERMINAL_TTL_SECONDS",
+            "how long an ended container-run pod stays",
+        ),
+    )
+    k8s_missing_session_grace_seconds: float = Field(
+        120,
+        ge=0,
+        **variable(
+            "WORKSPACE_K8S_MISSING_SESSION_GRACE_SECONDS",
+            "how old a pod without a session must be before the janitor deletes it",
+        ),
+    )
+    enable_k8s_delivery_tools: bool = Field(
+        False,
+        **variable(
+            "WORKSPACE_ENABLE_K8S_DELIVERY_TOOLS",
+            "offer k8s.apply_manifest, k8s.rollout_status and k8s.restart_deployment",
+        ),
     )
 
     # --- Invocation records -----------------------------------------------------------------------
@@ -631,6 +791,11 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, EnvironmentSource(settings_cls)
+
+    @field_validator("k8s_runner_image_bundles", mode="before")
+    @classmethod
+    def _bundles(cls, value: Any) -> Any:
+        return runner_bundles(value)
 
     @field_validator("workspace_root", "artifact_root")
     @classmethod

@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
 # Install the language toolchains that the repo.* and language tools drive (Go, Node.js + npm,
-# gcc, cargo) when they are missing, with Debian packages. Idempotent: a machine that has them all
-# changes nothing and touches no network. Never fails the build: a package that cannot be
+# gcc, cargo), and BusyBox (the runner images' userland, for the pod runtime's tests), when they
+# are missing, with Debian packages. Idempotent: a machine that has them all changes nothing and
+# touches no network. Never fails the build: a package that cannot be
 # installed (no root, no network, unknown package) is reported and the tests for that language
 # skip with the reason.
 set -u
 
-declare -A PACKAGE_FOR=([go]=golang-go [node]=nodejs [npm]=npm [gcc]=gcc [cargo]=cargo)
+declare -A PACKAGE_FOR=([go]=golang-go [node]=nodejs [npm]=npm [gcc]=gcc [cargo]=cargo [busybox]=busybox)
 
 missing=()
-for command in go node npm gcc cargo; do
+for command in go node npm gcc cargo busybox; do
     if ! command -v "$command" >/dev/null 2>&1; then
         missing+=("${PACKAGE_FOR[$command]}")
     fi
 done
 
 if [ "${#missing[@]}" -eq 0 ]; then
-    echo "install_toolchains: go, node, npm, gcc and cargo are all present"
+    echo "install_toolchains: go, node, npm, gcc, cargo and busybox are all present"
     exit 0
 fi
 echo "install_toolchains: missing: ${missing[*]}"

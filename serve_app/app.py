@@ -40,7 +40,11 @@ from serve_app.wiring import (
     build_executor,
     build_session_service,
     build_stores,
+    build_workspaces,
+    check_workspaces,
+    close_workspaces,
     run_sweeper,
+    start_pod_janitor,
 )
 
 log = logging.getLogger(__name__)
@@ -78,6 +82,11 @@ class RayMetrics:
             "Session creation time.",
             boundaries=list(SESSION_CREATE_BUCKETS),
         )
+        self._pod_deletions = metrics.Counter(
+            "workspace_k8s_pod_deletions",
+            "Pods the kubernetes backend's janitor deleted.",
+            tag_keys=("reason",),
+        )
 
     async def invocation_finished(self, invocation: Invocation, session: Session) -> None:
         tool = invocation.tool_name.lower()
@@ -89,6 +98,9 @@ class RayMetrics:
 
     async def session_created(self, session: Session, seconds: float) -> None:
         self._create.observe(seconds)
+
+    async def pod_deleted(self, reason: str) -> None:
+        self._pod_deletions.inc(tags={"reason": reason})
 
 
 class ToolExecutorReplica:
@@ -133,11 +145,23 @@ class SessionManagerReplica:
         _refuse_unshared_replicas(self._stores)
         await self._stores.check()
         executor_port = proxy(Executor, executor)  # type: ignore[type-abstract]
+        # The workspace backend: local directories, or runner pods through this replica's one
+        # Kubernetes API client (whose API must answer now, or the deployment fails).
+        self._workspaces = workspaces = build_workspaces(settings)
+        await check_workspaces(workspaces)
+        ray_metrics = RayMetrics()
         self._service = build_session_service(
-            settings, executor_port, stores=self._stores, observers=[RayMetrics()]
+            settings,
+            executor_port,
+            stores=self._stores,
+            observers=[ray_metrics],
+            workspaces=workspaces,
         )
         self._sweeper = asyncio.create_task(
             run_sweeper(self._service, self._stores.sweeper_lease, settings.sweep_interval_seconds)
+        )
+        self._janitor = start_pod_janitor(
+            settings, workspaces, self._stores, counters=[ray_metrics]
         )
         self._drain_seconds = _drain_seconds()
 
@@ -176,8 +200,11 @@ class SessionManagerReplica:
         # then run out). What still runs here was called by a client that went away: it gets
         # half the budget to end, then `drain` ends it `failed` before the stores close.
         self._sweeper.cancel()
+        if self._janitor is not None:
+            self._janitor.cancel()
         await self._service.drain(timeout=self._drain_seconds)
         await self._stores.close()
+        await close_workspaces(self._workspaces)
 
 
 def _drain_seconds() -> float:

@@ -7,9 +7,11 @@ import asyncio
 import logging
 import os
 import secrets
+import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 
@@ -30,7 +32,14 @@ from serve_app.config import Settings
 from serve_app.domain.catalog import Catalog
 from serve_app.domain.models import utcnow
 from serve_app.domain.observability import AuditLog, MetricsRecorder, Observer
-from serve_app.domain.ports import Executor, InvocationStore, Lease, QuotaStore, SessionStore
+from serve_app.domain.ports import (
+    Executor,
+    InvocationStore,
+    Lease,
+    QuotaStore,
+    SessionStore,
+    WorkspaceManager,
+)
 from serve_app.domain.quotas import QuotaLimits
 from serve_app.domain.service import SessionService
 from serve_app.execution.executor import ExecutionService
@@ -40,7 +49,11 @@ from serve_app.runtime.sandbox import (
     SandboxLimits,
 )
 from serve_app.tools import build_registry
-from serve_app.tools.family import Toolbox
+from serve_app.tools.family import KUBERNETES_API, Toolbox
+
+if TYPE_CHECKING:
+    from serve_app.adapters.kubernetes_workspace import KubernetesWorkspaceManager
+    from serve_app.adapters.pod_janitor import PodDeletionCounter
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +68,8 @@ class Stores:
     audit: AuditLog
     client: aioredis.Redis | None = None
     address: str = ""
+    janitor_lease: Lease = field(default_factory=ProcessLease)
+    """One pod janitor (kubernetes backend) across all replicas."""
 
     @property
     def shared(self) -> bool:
@@ -107,11 +122,13 @@ def build_stores(settings: Settings, *, clock: Callable[[], datetime] = utcnow) 
             inline_max_bytes=settings.inline_output_max_bytes,
         )
     lease: Lease = ProcessLease()
+    janitor_lease: Lease = ProcessLease()
     quotas: QuotaStore = MemoryQuotaStore()
     if settings.session_store_backend == "valkey" and client is not None:
-        lease = valkey.ValkeyLease(
-            client, f"{settings.session_store_key_prefix}:sweeper-lease", secrets.token_hex(8)
-        )
+        holder = secrets.token_hex(8)
+        prefix = settings.session_store_key_prefix
+        lease = valkey.ValkeyLease(client, f"{prefix}:sweeper-lease", holder)
+        janitor_lease = valkey.ValkeyLease(client, f"{prefix}:pod-janitor-lease", holder)
         quotas = ValkeyQuotaStore(client, settings.quota_key_prefix)
     metrics: MetricsRecorder = MemoryMetrics()
     audit: AuditLog = MemoryAudit(per_session=settings.audit_max_records_per_session)
@@ -123,7 +140,9 @@ def build_stores(settings: Settings, *, clock: Callable[[], datetime] = utcnow) 
             max_length=settings.audit_max_records_per_session,
             ttl_seconds=settings.invocation_store_ttl_seconds,
         )
-    return Stores(sessions, invocations, lease, quotas, metrics, audit, client, address)
+    return Stores(
+        sessions, invocations, lease, quotas, metrics, audit, client, address, janitor_lease
+    )
 
 
 def quota_limits(settings: Settings) -> QuotaLimits:
@@ -170,13 +189,25 @@ def build_sandbox(settings: Settings, *, check: bool = True) -> Sandbox:
 
 
 def build_executor(settings: Settings, sandbox: Sandbox | None = None) -> ExecutionService:
-    """The executor, with the tools made for this replica (their clients made on first use)."""
+    """The executor, with the tools made for this replica (their clients made on first use).
+    The replica's Kubernetes API client, which runs the tools of runner-pod sessions, is one of
+    those clients (the k8s.* tools share it), made on the first such call."""
     toolbox = Toolbox(settings=settings)
+
+    def kube() -> Any:
+        def make() -> Any:
+            from serve_app.runtime.kube_api import api_client
+
+            return api_client(settings)
+
+        return toolbox.clients.get(KUBERNETES_API, make)
+
     return ExecutionService(
         build_registry(settings.extra_tool_families, toolbox=toolbox),
         sandbox=sandbox or build_sandbox(settings),
         blocking_threads=settings.executor_threads,
         clients=toolbox.clients,
+        kube=kube,
     )
 
 
@@ -194,28 +225,20 @@ def build_session_service(
     stores: Stores | None = None,
     observers: Sequence[Observer] = (),
     sandbox: Sandbox | None = None,
+    workspaces: WorkspaceManager | None = None,
 ) -> SessionService:
-    settings.workspace_root.mkdir(parents=True, exist_ok=True)
+    """The session manager's domain; `workspaces` defaults to the backend the settings name
+    (`build_workspaces`)."""
     settings.artifact_root.mkdir(parents=True, exist_ok=True)
     stores = stores or build_stores(settings, clock=clock)
+    workspaces = workspaces or build_workspaces(settings, sandbox=sandbox)
     return SessionService(
         sessions=stores.sessions,
         invocations=stores.invocations,
         artifacts=LocalArtifactStore(
             settings.artifact_root, retention_seconds=artifact_retention_seconds(settings)
         ),
-        workspaces=LocalWorkspaceManager(
-            settings.workspace_root,
-            source_repo_roots=settings.source_repo_roots,
-            clone_timeout_seconds=settings.clone_timeout_seconds,
-            sandbox=sandbox or build_sandbox(settings),
-            sources=RepoSources(
-                source_roots=settings.source_repo_roots,
-                workspace_root=settings.workspace_root,
-                artifact_root=settings.artifact_root,
-                allowed_schemes=settings.git_allowed_schemes,
-            ),
-        ),
+        workspaces=workspaces,
         catalog=build_catalog(settings),
         executor=executor,
         quotas=stores.quotas,
@@ -225,10 +248,95 @@ def build_session_service(
         audit=stores.audit,
         default_ttl_seconds=settings.session_default_ttl_seconds,
         max_ttl_seconds=settings.session_max_ttl_seconds,
-        # A clone is the slowest part of a create; the reservation outlasts it.
-        create_timeout_seconds=settings.clone_timeout_seconds + 120,
+        create_timeout_seconds=create_timeout_seconds(settings),
         invocation_lease_seconds=settings.invocation_lease_seconds,
         clock=clock,
+    )
+
+
+def build_workspaces(
+    settings: Settings, *, sandbox: Sandbox | None = None, kube: Any | None = None
+) -> WorkspaceManager:
+    """The backend `WORKSPACE_BACKEND` names: local directories, or a runner pod per session
+    through `kube` (a `kubernetes.client.ApiClient`; made from the settings when not given)."""
+    if settings.workspace_backend == "kubernetes":
+        # Imported here: the Kubernetes client costs a local-only process half a second.
+        from serve_app.adapters.kubernetes_workspace import KubernetesWorkspaceManager
+        from serve_app.runtime.kube_api import api_client
+
+        return KubernetesWorkspaceManager.from_settings(kube or api_client(settings), settings)
+    settings.workspace_root.mkdir(parents=True, exist_ok=True)
+    return LocalWorkspaceManager(
+        settings.workspace_root,
+        source_repo_roots=settings.source_repo_roots,
+        clone_timeout_seconds=settings.clone_timeout_seconds,
+        sandbox=sandbox or build_sandbox(settings),
+        sources=RepoSources(
+            source_roots=settings.source_repo_roots,
+            workspace_root=settings.workspace_root,
+            artifact_root=settings.artifact_root,
+            allowed_schemes=settings.git_allowed_schemes,
+        ),
+    )
+
+
+def create_timeout_seconds(settings: Settings) -> int:
+    """How long a session id stays reserved by its create: the slowest part (a clone, or a runner
+    pod on its way to Ready) plus a margin."""
+    slowest = float(settings.clone_timeout_seconds)
+    if settings.workspace_backend == "kubernetes":
+        slowest = max(slowest, settings.k8s_ready_timeout_seconds)
+    return int(slowest) + 120
+
+
+def kubernetes_manager(workspaces: WorkspaceManager) -> KubernetesWorkspaceManager | None:
+    """The kubernetes backend's manager, if that is what `workspaces` is."""
+    module = sys.modules.get("serve_app.adapters.kubernetes_workspace")
+    if module is None:
+        return None
+    kind: type[KubernetesWorkspaceManager] = module.KubernetesWorkspaceManager
+    return workspaces if isinstance(workspaces, kind) else None
+
+
+async def check_workspaces(workspaces: WorkspaceManager) -> None:
+    """At start-up: the kubernetes backend's API must answer (raises `RuntimeError` naming its
+    URL); the local backend has nothing to check."""
+    if (manager := kubernetes_manager(workspaces)) is not None:
+        await manager.check()
+
+
+async def close_workspaces(workspaces: WorkspaceManager) -> None:
+    """When the replica stops: the kubernetes backend's API client (its connection pool)."""
+    if (manager := kubernetes_manager(workspaces)) is not None:
+        await asyncio.to_thread(manager.close)
+
+
+def start_pod_janitor(
+    settings: Settings,
+    workspaces: WorkspaceManager,
+    stores: Stores,
+    *,
+    counters: Sequence[PodDeletionCounter] = (),
+    clock: Callable[[], datetime] = utcnow,
+) -> asyncio.Task[None] | None:
+    """The pod janitor's task (kubernetes backend, `WORKSPACE_K8S_POD_JANITOR_ENABLED`): it sweeps
+    at once and then every `WORKSPACE_K8S_POD_JANITOR_INTERVAL_SECONDS` while this replica holds
+    the janitor lease, its deletions counted in `stores.metrics` and `counters`. None when there
+    is nothing to sweep."""
+    manager = kubernetes_manager(workspaces)
+    if not settings.k8s_pod_janitor_enabled or manager is None:
+        return None
+    from serve_app.adapters.pod_janitor import PodJanitor, run_pod_janitor
+
+    janitor = PodJanitor.from_settings(
+        manager.api_client,
+        settings,
+        stores.sessions,
+        counters=[stores.metrics, *counters],
+        clock=clock,
+    )
+    return asyncio.create_task(
+        run_pod_janitor(janitor, stores.janitor_lease, settings.k8s_pod_janitor_interval_seconds)
     )
 
 

@@ -116,3 +116,14 @@ def git_http() -> Iterator[GitHttpServer]:
     server = GitHttpServer()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def kube_cluster(tmp_path: Path) -> Iterator[object]:
+    """A stand-in Kubernetes API server on loopback (`tests/support/kube`, docs/TESTING.md):
+    the official client talks to it over HTTP; pods run as sandboxes under `tmp_path/kube`.
+    Yields a `tests.support.kube.Cluster`; stops it and everything its pods run afterwards."""
+    from tests.support.kube import running_cluster
+
+    with running_cluster(tmp_path / "kube") as cluster:
+        yield cluster

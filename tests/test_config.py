@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from serve_app import __version__
-from serve_app.config import InvalidSettings, Settings, variables
+from serve_app.config import InvalidSettings, RunnerBundle, Settings, variables
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -24,7 +24,7 @@ GENERATOR = REPO / "scripts" / "gen_settings_doc.py"
 
 # Each documented variable: a value that is not its default, and what it becomes.
 EXAMPLES: dict[str, tuple[str, Any]] = {
-    "WORKSPACE_BACKEND": ("local", "local"),
+    "WORKSPACE_BACKEND": ("kubernetes", "kubernetes"),
     "WORKSPACE_ROOT": ("/srv/ws", Path("/srv/ws")),
     "ARTIFACT_ROOT": ("/srv/artifacts", Path("/srv/artifacts")),
     "WORKSPACE_SOURCE_REPO_ROOTS": ("/srv/a:/srv/b,/srv/c", ["/srv/a", "/srv/b", "/srv/c"]),
@@ -32,6 +32,43 @@ EXAMPLES: dict[str, tuple[str, Any]] = {
     "WORKSPACE_SESSION_MAX_TTL_SECONDS": ("7200", 7200),
     "WORKSPACE_SWEEP_INTERVAL_SECONDS": ("0.5", 0.5),
     "WORKSPACE_CLONE_TIMEOUT_SECONDS": ("60", 60),
+    "KUBECONFIG": ("/etc/kube/config", "/etc/kube/config"),
+    "WORKSPACE_K8S_NAMESPACE": ("runners", "runners"),
+    "WORKSPACE_K8S_SERVICE_ACCOUNT": ("runner-sa", "runner-sa"),
+    "WORKSPACE_K8S_RUNNER_IMAGE": ("registry.local/runner:1", "registry.local/runner:1"),
+    "WORKSPACE_K8S_RUNNER_IMAGE_BUNDLES_JSON": (
+        '{" Toolchains ": "registry.local/tc:1", "": "x", "gpu": {"image": "registry.local/cu:12",'
+        ' "resources": {"limits": {"nvidia.com/gpu": "1"}}, "node_selector": {"gpu": "rtx3090"},'
+        ' "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]}}',
+        {
+            "toolchains": RunnerBundle(image="registry.local/tc:1"),
+            "gpu": RunnerBundle(
+                image="registry.local/cu:12",
+                resources={"limits": {"nvidia.com/gpu": "1"}},
+                node_selector={"gpu": "rtx3090"},
+                tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists"}],
+            ),
+        },
+    ),
+    "WORKSPACE_K8S_RUNNER_PROFILE_METADATA_KEY": ("bundle", "bundle"),
+    "WORKSPACE_K8S_INIT_IMAGE": ("registry.local/git:2", "registry.local/git:2"),
+    "WORKSPACE_K8S_WORKDIR": ("/workspace/src", "/workspace/src"),
+    "WORKSPACE_K8S_CONTAINER": ("main", "main"),
+    "WORKSPACE_K8S_POD_PREFIX": ("wsp", "wsp"),
+    "WORKSPACE_K8S_READY_TIMEOUT_SECONDS": ("2.5", 2.5),
+    "WORKSPACE_K8S_GIT_AUTH_SECRET": ("git-creds", "git-creds"),
+    "WORKSPACE_K8S_GIT_AUTH_METADATA_KEY": ("git_secret", "git_secret"),
+    "WORKSPACE_K8S_RUN_AS_USER": ("2000", 2000),
+    "WORKSPACE_K8S_RUN_AS_GROUP": ("2001", 2001),
+    "WORKSPACE_K8S_FS_GROUP": ("2002", 2002),
+    "WORKSPACE_K8S_READ_ONLY_ROOT_FS": ("true", True),
+    "WORKSPACE_K8S_AUTOMOUNT_SA_TOKEN": ("1", True),
+    "WORKSPACE_K8S_POD_JANITOR_ENABLED": ("off", False),
+    "WORKSPACE_K8S_POD_JANITOR_INTERVAL_SECONDS": ("5", 5),
+    "WORKSPACE_K8S_SESSION_POD_TERMINAL_TTL_SECONDS": ("30", 30),
+    "WORKSPACE_K8S_CONTAINER_POD_TERMINAL_TTL_SECONDS": ("0", 0),
+    "WORKSPACE_K8S_MISSING_SESSION_GRACE_SECONDS": ("10.5", 10.5),
+    "WORKSPACE_ENABLE_K8S_DELIVERY_TOOLS": ("yes", True),
     "INVOCATION_STORE_TTL_SECONDS": ("0", 0),
     "INVOCATION_STORE_MAX_RECORDS": ("10", 10),
     "WORKSPACE_INVOCATION_LEASE_SECONDS": ("5", 5),
@@ -116,8 +153,7 @@ def test_each_variable_sets_its_field(name: str, monkeypatch: pytest.MonkeyPatch
         monkeypatch.setenv("WORKSPACE_AUTH_SHARED_TOKEN", "token")
     field = variables()[name]
     default = value_of(Settings.model_construct(), field)
-    if name != "WORKSPACE_BACKEND":  # its one value is the default
-        assert expected != default, f"{name}'s example is its default"
+    assert expected != default, f"{name}'s example is its default"
     assert value_of(Settings(), field) == expected
 
 
@@ -183,7 +219,20 @@ def test_fractional_seconds_stay_fractional(monkeypatch: pytest.MonkeyPatch) -> 
             "WORKSPACE_OTEL_ENABLED: must be one of 1/true/yes/on or 0/false/no/off, got 'maybe'",
         ),
         ({"SESSION_STORE_BACKEND": "redis"}, "SESSION_STORE_BACKEND: must be 'memory' or 'valkey'"),
-        ({"WORKSPACE_BACKEND": "kubernetes"}, "WORKSPACE_BACKEND: must be 'local'"),
+        (
+            {"WORKSPACE_BACKEND": "docker"},
+            "WORKSPACE_BACKEND: must be 'local' or 'kubernetes', got 'docker'",
+        ),
+        (
+            {"WORKSPACE_K8S_RUNNER_IMAGE_BUNDLES_JSON": "{not json"},
+            "WORKSPACE_K8S_RUNNER_IMAGE_BUNDLES_JSON: must be a JSON object",
+        ),
+        (
+            {"WORKSPACE_K8S_RUNNER_IMAGE_BUNDLES_JSON": '["alpine"]'},
+            "WORKSPACE_K8S_RUNNER_IMAGE_BUNDLES_JSON: must be a JSON object",
+        ),
+        ({"WORKSPACE_K8S_RUN_AS_USER": "0"}, "WORKSPACE_K8S_RUN_AS_USER: must be an integer ≥ 1"),
+        ({"WORKSPACE_K8S_POD_PREFIX": "WS_"}, "WORKSPACE_K8S_POD_PREFIX:"),
         ({"WORKSPACE_SANDBOX": "docker"}, "WORKSPACE_SANDBOX: must be 'bubblewrap' or 'none'"),
         ({"VALKEY_ADDR": "valkey"}, "VALKEY_ADDR: must be host:port"),
         ({"VALKEY_ADDR": "valkey:99999"}, "VALKEY_ADDR: must be host:port"),
@@ -390,6 +439,8 @@ def test_readme_shows_each_default() -> None:
             shown = f"`{str(default).lower()}`"
         elif isinstance(default, list):
             shown = f"`{','.join(default)}`" if default else ""
+        elif isinstance(default, dict):
+            shown = f"`{default}`" if default else ""
         else:
             shown = f"`{default}`" if default not in ("", None) else ""
         if shown:

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 
 from serve_app.adapters.repo_sources import RepoSource, RepoSources
@@ -62,7 +63,9 @@ class LocalWorkspaceManager:
         source_repo_path: str | None,
         repo_url: str | None,
         repo_ref: str | None,
+        metadata: Mapping[str, str] | None = None,
     ) -> tuple[str, Runtime]:
+        """The session's directory; `metadata` has nothing for this backend."""
         session_dir = self.session_dir(principal.tenant_id, session_id)
         # Both are checked before anything is made: a refused source leaves nothing behind.
         source = self._sources.local(source_repo_path) if source_repo_path else None

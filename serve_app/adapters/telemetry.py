@@ -39,6 +39,7 @@ class MemoryMetrics:
         self._denied: dict[tuple[str, str], int] = defaultdict(int)
         self._durations: dict[str, HistogramSnapshot] = {}
         self._create = HistogramSnapshot(buckets=[0] * (len(SESSION_CREATE_BUCKETS) + 1))
+        self._pod_deletions: dict[str, int] = defaultdict(int)
 
     async def invocation_finished(self, invocation: Invocation, session: Session) -> None:
         tool, status, reason = _labels(invocation)
@@ -58,12 +59,17 @@ class MemoryMetrics:
         self._create.sum += seconds
         self._create.count += 1
 
+    async def pod_deleted(self, reason: str) -> None:
+        """A pod the kubernetes backend's janitor deleted."""
+        self._pod_deletions[reason] += 1
+
     async def snapshot(self) -> MetricsSnapshot:
         return MetricsSnapshot(
             invocations=dict(self._invocations),
             denied=dict(self._denied),
             durations={k: v.model_copy(deep=True) for k, v in self._durations.items()},
             session_create=self._create.model_copy(deep=True),
+            pod_deletions=dict(self._pod_deletions),
         )
 
 
@@ -76,6 +82,7 @@ class ValkeyMetrics:
         self._denied = f"{prefix}:denied"
         self._durations = f"{prefix}:duration"
         self._create = f"{prefix}:session_create"
+        self._pod_deletions = f"{prefix}:k8s_pod_deletions"
 
     async def invocation_finished(self, invocation: Invocation, session: Session) -> None:
         tool, status, reason = _labels(invocation)
@@ -98,19 +105,26 @@ class ValkeyMetrics:
             pipe.hincrbyfloat(self._create, "sum", seconds)
             await pipe.execute()
 
+    async def pod_deleted(self, reason: str) -> None:
+        """A pod the kubernetes backend's janitor deleted."""
+        async with guard():
+            await self._client.hincrby(self._pod_deletions, reason, 1)
+
     async def snapshot(self) -> MetricsSnapshot:
         async with guard(), self._client.pipeline(transaction=False) as pipe:
             pipe.hgetall(self._invocations)
             pipe.hgetall(self._denied)
             pipe.hgetall(self._durations)
             pipe.hgetall(self._create)
-            invocations, denied, durations, create = await pipe.execute()
+            pipe.hgetall(self._pod_deletions)
+            invocations, denied, durations, create, deletions = await pipe.execute()
         snapshot = MetricsSnapshot(
             invocations=_pairs(invocations),
             denied=_pairs(denied),
             session_create=_histogram(
                 {k.decode(): v for k, v in create.items()}, SESSION_CREATE_BUCKETS
             ),
+            pod_deletions={k.decode(): int(v) for k, v in deletions.items()},
         )
         per_tool: dict[str, dict[str, bytes]] = defaultdict(dict)
         for field, value in durations.items():

@@ -78,6 +78,14 @@ class _SnapshotCollector(Collector):
             snapshot.session_create.sum,
         )
         yield create
+        deletions = CounterMetricFamily(
+            "workspace_k8s_pod_deletions",
+            "Pods the kubernetes backend's janitor deleted, by reason.",
+            labels=["reason"],
+        )
+        for reason, value in sorted(snapshot.pod_deletions.items()):
+            deletions.add_metric([reason], value)
+        yield deletions
         info = GaugeMetricFamily(
             "workspace_build_info",
             "The running version and tool sandbox mode (always 1).",

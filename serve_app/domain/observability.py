@@ -62,6 +62,8 @@ class MetricsSnapshot(BaseModel):
         default_factory=lambda: HistogramSnapshot(buckets=[0] * (len(SESSION_CREATE_BUCKETS) + 1))
     )
     sessions_active: int = 0
+    pod_deletions: dict[str, int] = Field(default_factory=dict)
+    """The kubernetes backend's pod janitor: deletions by reason (a bounded set)."""
 
 
 def bucket_index(bounds: tuple[float, ...], value: float) -> int:
@@ -79,6 +81,10 @@ class Observer(Protocol):
 
 class MetricsRecorder(Observer, Protocol):
     async def snapshot(self) -> MetricsSnapshot: ...
+
+    async def pod_deleted(self, reason: str) -> None:
+        """A pod the kubernetes backend's janitor deleted (`reason`: a bounded set)."""
+        ...
 
 
 # --- audit -----------------------------------------------------------------------------------

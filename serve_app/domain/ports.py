@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
 
@@ -90,11 +91,16 @@ class WorkspaceManager(Protocol):
         source_repo_path: str | None,
         repo_url: str | None,
         repo_ref: str | None,
+        metadata: Mapping[str, str] | None = None,
     ) -> tuple[str, Runtime]:
-        """Create the workspace; on failure nothing of it is left behind."""
+        """Create the workspace: its path and runtime. `metadata` is the session's (a backend
+        may read settings from it, e.g. the runner profile). On failure nothing of it is left
+        behind."""
         ...
 
-    async def remove(self, session: Session) -> None: ...
+    async def remove(self, session: Session) -> None:
+        """Remove the workspace; one already gone is not an error."""
+        ...
 
 
 class Executor(Protocol):

@@ -121,6 +121,7 @@ class Sessions:
             source_repo_path=source,
             repo_url=None if source else repo_url,
             repo_ref=None if source else repo_ref,
+            metadata=metadata,
         )
         now = self._clock()
         session = Session(
@@ -216,8 +217,17 @@ def authorize(owner: Principal, caller: Principal | None) -> None:
         raise ServiceError(ErrorCode.POLICY_DENIED, FOREIGN_SESSION)
 
 
+KUBERNETES_RUNTIME_REQUIRED = "tool requires kubernetes runtime"
+DELIVERY_TOOLS_DISABLED = "k8s delivery tools are disabled by configuration"
+"""The precondition a delivery tool's capability carries while
+`WORKSPACE_ENABLE_K8S_DELIVERY_TOOLS` is off (the k8s family declares it from the settings the
+catalog is read with), and the denial it gets (contract §5.1 step 2)."""
+
+
 def runtime_denial(capability: Capability, session: Session) -> str | None:
-    """Why the session's runtime cannot run the tool, if it cannot."""
+    """Why the session's runtime cannot run the tool, if it cannot (contract §5.1 step 2)."""
     if capability.scope is Scope.CLUSTER and session.runtime.kind != "kubernetes":
-        return "tool requires kubernetes runtime"
+        return KUBERNETES_RUNTIME_REQUIRED
+    if DELIVERY_TOOLS_DISABLED in capability.preconditions:
+        return DELIVERY_TOOLS_DISABLED
     return None

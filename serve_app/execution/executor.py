@@ -17,7 +17,7 @@ import pydantic_core
 
 from serve_app.domain.errors import ErrorCode, ServiceError
 from serve_app.domain.execution import ArtifactBlob, ExecutionRequest, ExecutionResult
-from serve_app.domain.models import InvocationError
+from serve_app.domain.models import InvocationError, Session
 from serve_app.runtime.interface import WorkspaceRuntime
 from serve_app.runtime.local import LocalRuntime
 from serve_app.runtime.sandbox import Sandbox
@@ -29,6 +29,8 @@ from serve_app.tools.fitting import encoded_size
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+DEFAULT_POD_CONTAINER = "runner"
+DEFAULT_POD_WORKDIR = "/workspace/repo"
 
 
 class ExecutionService:
@@ -39,9 +41,13 @@ class ExecutionService:
         sandbox: Sandbox | None = None,
         blocking_threads: int = 64,
         clients: Clients | None = None,
+        kube: Callable[[], Any] | None = None,
     ) -> None:
+        """`kube` gives the replica's Kubernetes `ApiClient` (made on its first call, then the same
+        one): what runs the tools of sessions whose runtime is a runner pod."""
         self._registry = registry
         self._clients = clients
+        self._kube = kube
         self._sandbox = sandbox if sandbox is not None else Sandbox()
         self._pool = ThreadPoolExecutor(max_workers=blocking_threads, thread_name_prefix="tool")
 
@@ -117,7 +123,8 @@ class ExecutionService:
 
     def _runtime(self, request: ExecutionRequest, tool: Tool, deadline: float) -> WorkspaceRuntime:
         """The session's runtime, by `runtime.kind`."""
-        kind = request.session.runtime.kind
+        session = request.session
+        kind = session.runtime.kind
         if kind == "local":
 
             def check_deadline() -> None:
@@ -125,15 +132,52 @@ class ExecutionService:
                     raise ServiceError(ErrorCode.TIMEOUT, "tool deadline exceeded", retryable=True)
 
             return LocalRuntime(
-                request.session,
+                session,
                 self._sandbox,
                 network=tool.capability.constraints.network,
                 blocking=self._blocking,
                 check_deadline=check_deadline,
             )
+        if kind == "kubernetes":
+            return self._pod_runtime(session, deadline)
         raise ServiceError(
             ErrorCode.UNAVAILABLE,
             f"runtime kind {kind!r} is not available on this executor",
+        )
+
+    def _pod_runtime(self, session: Session, deadline: float) -> WorkspaceRuntime:
+        """A runner pod's runtime: every operation an exec in the session's pod and container."""
+        from serve_app.runtime.kubernetes import KubernetesRuntime
+        from serve_app.runtime.pod_exec import PodExec, PodTarget
+
+        runtime = session.runtime
+        if not runtime.namespace or not runtime.pod_name:
+            raise ServiceError(
+                ErrorCode.INTERNAL, "the session's kubernetes runtime names no namespace and pod"
+            )
+        if self._kube is None:
+            raise ServiceError(
+                ErrorCode.UNAVAILABLE,
+                "runtime kind 'kubernetes' is not available on this executor (no Kubernetes API)",
+            )
+        try:
+            api = self._kube()
+        except RuntimeError as exc:
+            raise ServiceError(
+                ErrorCode.UNAVAILABLE, f"the Kubernetes API is not configured: {exc}"
+            ) from None
+        target = PodTarget(
+            namespace=runtime.namespace,
+            pod=runtime.pod_name,
+            container=runtime.container or DEFAULT_POD_CONTAINER,
+        )
+        return KubernetesRuntime(
+            session,
+            PodExec(api, target),
+            workdir=runtime.workdir or DEFAULT_POD_WORKDIR,
+            blocking=self._blocking,
+            deadline=deadline,
+            git_protocols=self._sandbox.git_protocols,
         )
 
     def close(self) -> None:

@@ -35,6 +35,7 @@ def builtin_families() -> list[Family]:
         git,
         go,
         gpu,
+        k8s,
         node,
         python,
         repo,
@@ -60,6 +61,7 @@ def builtin_families() -> list[Family]:
         node.TOOLS,
         python.TOOLS,
         c.TOOLS,
+        k8s.family,
     ]
 
 

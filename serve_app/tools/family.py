@@ -72,6 +72,10 @@ class Toolbox:
         return cls(settings=settings, clients=Clients(usable=False))
 
 
+KUBERNETES_API = "kubernetes.api"
+"""The key of the replica's Kubernetes API client in `Clients`: one client shared by the runner
+pods' runtime and the k8s.* tools."""
+
 Factory = Callable[[Toolbox], Sequence[Tool]]
 Family = Sequence[Tool] | Factory
 

@@ -125,7 +125,7 @@ def test_reading_the_catalog_loads_no_handler_only_library() -> None:
         "from serve_app.tools.family import Toolbox\n"
         "registry = build_registry(toolbox=Toolbox.for_catalog(Settings()))\n"
         "assert registry.capabilities()\n"
-        "print(' '.join(sorted(m for m in ('re2',) if m in sys.modules)))\n"
+        "print(' '.join(sorted(m for m in ('re2', 'kubernetes') if m in sys.modules)))\n"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
